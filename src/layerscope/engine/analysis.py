@@ -1,0 +1,154 @@
+"""Analyses of a captured pass: per-head logit lens and PCA trajectories of the residual stream.
+
+The per-head lens is *direct logit attribution*: a head's output, mapped into the residual stream by
+its slice of W_O, is read through the final norm with the norm's statistics frozen at the final
+residual (so contributions add up) and through the unembedding row of one token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from layerscope.errors import InputError
+from layerscope.models.base import LensModel
+
+
+@dataclass(frozen=True)
+class FrozenNorm:
+    """The final norm linearised at one residual vector: ``norm(x) ≈ scale * center(x) + bias``."""
+
+    scale: torch.Tensor  # [d] float32: gamma / sigma(x_final)
+    bias: torch.Tensor  # [d] float32: the norm's additive term (zero for RMSNorm)
+    centered: bool  # LayerNorm-style mean removal
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        """Linear part applied to component vectors [..., d] (bias excluded: it is no component's)."""
+        v = v.float()
+        if self.centered:
+            v = v - v.mean(dim=-1, keepdim=True)
+        return v * self.scale
+
+
+@torch.no_grad()
+def freeze_final_norm(model: LensModel, x: torch.Tensor) -> FrozenNorm:
+    """Linearise ``model.final_norm`` at the residual vector ``x`` [d], whatever the norm's family.
+
+    The norm is probed, not inspected: its bias is ``norm(0)``; a ±1 vector (rms 1, mean 0) gives
+    gamma; a constant vector tells whether the mean is removed; the scale at ``x`` is fitted by least
+    squares so that ``scale * center(x)`` matches ``norm(x) - bias``.
+    """
+    d = x.shape[-1]
+    dev, dt = model.device, model.dtype
+
+    def norm(v: torch.Tensor) -> torch.Tensor:
+        return model.final_norm(v.to(device=dev, dtype=dt)[None]).float()[0]
+
+    alt = torch.ones(d, dtype=torch.float32)
+    alt[1::2] = -1.0
+    bias = norm(torch.zeros(d))
+    gamma = (norm(alt) - bias) * alt.to(bias.device)
+    const = norm(torch.full((d,), 3.0)) - bias
+    centered = bool(const.abs().max() <= 1e-3 * gamma.abs().max())
+    xf = x.to(bias.device).float()
+    xc = xf - xf.mean() if centered else xf
+    u = gamma * xc
+    inv_sigma = torch.dot(norm(x) - bias, u) / torch.dot(u, u).clamp_min(1e-30)
+    return FrozenNorm(scale=gamma * inv_sigma, bias=bias, centered=centered)
+
+
+@dataclass(frozen=True)
+class HeadLens:
+    """Each head's direct contribution to one token's logit at one position."""
+
+    position: int
+    target_id: int
+    contrib: np.ndarray  # float32 [L, H]: logit units
+    top_ids: np.ndarray  # int32 [L, H, k]: tokens each head's output pushes up most
+
+
+@torch.no_grad()
+def head_logit_lens(
+    model: LensModel,
+    resid: torch.Tensor,
+    head_out: torch.Tensor,
+    position: int,
+    target_id: int,
+    k: int = 5,
+) -> HeadLens:
+    """Direct logit attribution of every head at ``position`` to ``target_id``.
+
+    ``resid`` is the captured residual [L+1, T, d]; ``head_out`` the per-head outputs [L, T, H, d_head]
+    before W_O. Contribution of head h in layer l = ``W_U[target] · frozen_norm(W_O[:, h] z_{l,h})``.
+    """
+    n_layers, n_pos, n_heads, d_head = head_out.shape
+    if not 0 <= position < n_pos:
+        raise InputError(f"position {position} is outside the trace (0..{n_pos - 1})")
+    if not 0 <= target_id < model.unembed_weight.shape[0]:
+        raise InputError(f"token id {target_id} is outside the vocabulary")
+    frozen = freeze_final_norm(model, resid[-1, position])
+    dev = frozen.scale.device
+    outs = []
+    for layer in range(n_layers):
+        w_o = model.head_out_weight(layer).to(dev).float()  # [d, H*d_head]
+        w_o = w_o.view(w_o.shape[0], n_heads, d_head)
+        z = head_out[layer, position].to(dev).float()  # [H, d_head]
+        outs.append(torch.einsum("dhk,hk->hd", w_o, z))
+    read = frozen(torch.stack(outs))  # [L, H, d]
+    w_u = model.unembed_weight.to(dev).float()
+    contrib = read @ w_u[target_id]
+    head_logits = read.reshape(-1, read.shape[-1]) @ w_u.T  # [L*H, V]
+    top = torch.topk(head_logits, k=min(k, w_u.shape[0]), dim=-1).indices
+    return HeadLens(
+        position=position,
+        target_id=int(target_id),
+        contrib=contrib.cpu().numpy().astype(np.float32),
+        top_ids=top.reshape(n_layers, n_heads, -1).cpu().numpy().astype(np.int32),
+    )
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Residual vectors of some positions through all layers, in the plane of their first two PCs."""
+
+    positions: list[int]
+    coords: np.ndarray  # float32 [L+1, P, 2]
+    explained: np.ndarray  # float32 [2]: variance ratio of each component
+
+
+@torch.no_grad()
+def pca_trajectories(
+    model: LensModel, resid: torch.Tensor, positions: list[int], normed: bool = True
+) -> Trajectory:
+    """Project the residual of ``positions`` at every layer onto their two principal components.
+
+    With ``normed`` the vectors first go through the final norm (what the lens reads), so the growth
+    of the residual's norm with depth does not swamp the picture. Signs are fixed (largest loading
+    positive) so the result is deterministic.
+    """
+    n_pos = resid.shape[1]
+    bad = [p for p in positions if not 0 <= p < n_pos]
+    if bad or not positions:
+        raise InputError(f"positions must be within 0..{n_pos - 1}; got {positions}")
+    x = resid[:, positions, :]
+    x = model.final_norm(x.to(model.device, model.dtype)) if normed else x
+    x = x.float().cpu()
+    flat = x.reshape(-1, x.shape[-1])
+    centred = flat - flat.mean(dim=0, keepdim=True)
+    _, s, vh = torch.linalg.svd(centred.double(), full_matrices=False)
+    comps = vh[:2].float()
+    if comps.shape[0] < 2:  # a single point: pad with a zero component
+        comps = torch.cat([comps, torch.zeros(2 - comps.shape[0], comps.shape[1])])
+    flip = torch.sign(comps.gather(1, comps.abs().argmax(dim=1, keepdim=True)))
+    comps = comps * torch.where(flip == 0, torch.ones_like(flip), flip)
+    coords = (centred @ comps.T).reshape(x.shape[0], len(positions), 2)
+    var = (s**2).float()
+    explained = var[:2] / var.sum().clamp_min(1e-30)
+    explained = torch.cat([explained, torch.zeros(2 - explained.shape[0])])
+    return Trajectory(
+        positions=list(positions),
+        coords=coords.numpy().astype(np.float32),
+        explained=explained.numpy().astype(np.float32),
+    )

@@ -1,0 +1,84 @@
+"""Where each Hugging Face family keeps the parts the engine hooks.
+
+This table is the only place that knows module paths per architecture; everything above it reads
+a ``FamilySpec``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from operator import attrgetter
+
+from torch import nn
+
+from layerscope.errors import ModelLoadError
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Attribute paths (relative to the HF ``*ForCausalLM``) of the hooked parts of one family."""
+
+    blocks: str
+    final_norm: str
+    lm_head: str
+    out_proj: str  # relative to a block
+    mlp: str  # relative to a block
+    out_proj_is_conv1d: bool = False  # GPT-2's Conv1D stores W as [in, out]
+    softcap_attr: str | None = None  # config attribute holding the final logit softcap
+    needs_eager_attention: bool = False  # attention softcap is only implemented eagerly
+
+    def get(self, root: nn.Module, path: str) -> nn.Module:
+        """Resolve a dotted attribute path."""
+        return attrgetter(path)(root)
+
+
+_LLAMA_LIKE = FamilySpec(
+    blocks="model.layers",
+    final_norm="model.norm",
+    lm_head="lm_head",
+    out_proj="self_attn.o_proj",
+    mlp="mlp",
+)
+
+FAMILIES: dict[str, FamilySpec] = {
+    "llama": _LLAMA_LIKE,
+    "mistral": _LLAMA_LIKE,
+    "qwen2": _LLAMA_LIKE,
+    "qwen3": _LLAMA_LIKE,
+    "gemma": _LLAMA_LIKE,
+    "gemma2": FamilySpec(
+        blocks="model.layers",
+        final_norm="model.norm",
+        lm_head="lm_head",
+        out_proj="self_attn.o_proj",
+        mlp="mlp",
+        softcap_attr="final_logit_softcapping",
+        needs_eager_attention=True,
+    ),
+    "gpt2": FamilySpec(
+        blocks="transformer.h",
+        final_norm="transformer.ln_f",
+        lm_head="lm_head",
+        out_proj="attn.c_proj",
+        mlp="mlp",
+        out_proj_is_conv1d=True,
+    ),
+    "gpt_neox": FamilySpec(
+        blocks="gpt_neox.layers",
+        final_norm="gpt_neox.final_layer_norm",
+        lm_head="embed_out",
+        out_proj="attention.dense",
+        mlp="mlp",
+    ),
+}
+
+
+def family_spec(model_type: str) -> FamilySpec:
+    """The spec of a HF ``model_type``, or a clear error listing the supported ones."""
+    try:
+        return FAMILIES[model_type]
+    except KeyError:
+        supported = ", ".join(sorted(FAMILIES))
+        raise ModelLoadError(
+            f"model type {model_type!r} is not supported yet (supported: {supported})"
+        ) from None

@@ -1,0 +1,224 @@
+"""Adapter for Hugging Face causal LMs (Llama/SmolLM, Qwen2, Gemma, Gemma-2, GPT-2, GPT-NeoX)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from layerscope.errors import InputError, ModelLoadError, ModelNotFoundError
+from layerscope.models.base import ForwardOutput, LensModel, ModelInfo, Tokenizer
+from layerscope.models.families import FamilySpec, family_spec
+
+
+class HFTokenizer(Tokenizer):
+    """A ``transformers`` tokenizer behind layerscope's tokenizer interface."""
+
+    def __init__(self, tok: Any, extra_stop_ids: Sequence[int] = ()) -> None:
+        self._tok = tok
+        self.bos_id = tok.bos_token_id if self._adds_bos() else None
+        stops = {i for i in (tok.eos_token_id, *extra_stop_ids) if i is not None}
+        self._stop_ids = frozenset(stops)
+        self._text_cache: dict[int, str] = {}
+
+    def _adds_bos(self) -> bool:
+        bos = self._tok.bos_token_id
+        return bos is not None and self._tok("a")["input_ids"][:1] == [bos]
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok(text)["input_ids"])
+
+    def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        if not getattr(self._tok, "chat_template", None):
+            raise InputError("this model has no chat template; trace it as plain text instead")
+        out = self._tok.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=True
+        )
+        if hasattr(out, "keys"):  # transformers >= 5 returns a BatchEncoding
+            out = out["input_ids"]
+        return [int(i) for i in out]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids))
+
+    def token_text(self, token_id: int) -> str:
+        text = self._text_cache.get(token_id)
+        if text is None:
+            text = self._tok.decode([token_id])
+            if "\ufffd" in text:  # a partial UTF-8 sequence: show the raw token instead
+                raw = self._tok.convert_ids_to_tokens(token_id)
+                text = raw if isinstance(raw, str) else text
+            self._text_cache[token_id] = text
+        return text
+
+    @property
+    def stop_ids(self) -> frozenset[int]:
+        return self._stop_ids
+
+
+class HFLensModel(LensModel):
+    """Any supported ``*ForCausalLM`` seen through layerscope's hook points."""
+
+    def __init__(self, hf_model: nn.Module, tokenizer: Tokenizer, *, name: str, source: str = ""):
+        self.hf = hf_model.eval()
+        cfg = hf_model.config
+        self.spec: FamilySpec = family_spec(cfg.model_type)
+        self.tokenizer = tokenizer
+        param = next(hf_model.parameters())
+        self.device = param.device
+        self.dtype = param.dtype
+        self._blocks = list(self.spec.get(hf_model, self.spec.blocks))
+        self._norm = self.spec.get(hf_model, self.spec.final_norm)
+        self._lm_head = self.spec.get(hf_model, self.spec.lm_head)
+        n_heads = cfg.num_attention_heads
+        d_model = cfg.hidden_size
+        d_head = getattr(cfg, "head_dim", None) or d_model // n_heads
+        context = (
+            getattr(cfg, "max_position_embeddings", None)
+            or getattr(cfg, "n_positions", None)
+            or 2048
+        )
+        self.info = ModelInfo(
+            name=name,
+            family=cfg.model_type,
+            n_layers=len(self._blocks),
+            n_heads=n_heads,
+            d_model=d_model,
+            d_head=d_head,
+            vocab_size=self._lm_head.weight.shape[0],
+            context_length=int(context),
+            n_params=sum(p.numel() for p in hf_model.parameters()),
+            source=source,
+        )
+        self._softcap = getattr(cfg, self.spec.softcap_attr) if self.spec.softcap_attr else None
+        self._attn_impl = getattr(cfg, "_attn_implementation", None)
+        if self.spec.needs_eager_attention:
+            self._set_attention("eager")
+
+    @classmethod
+    def from_pretrained_model(
+        cls, hf_model: nn.Module, tokenizer: Any, *, name: str, source: str = ""
+    ) -> HFLensModel:
+        """Wrap an already-built HF model and its ``transformers`` tokenizer."""
+        gen = getattr(hf_model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None) if gen is not None else None
+        extra = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        return cls(hf_model, HFTokenizer(tokenizer, extra), name=name, source=source)
+
+    # hook points -------------------------------------------------------------------------------
+    @property
+    def blocks(self) -> Sequence[nn.Module]:
+        return self._blocks
+
+    def head_out_proj(self, layer: int) -> nn.Module:
+        return self.spec.get(self._blocks[layer], self.spec.out_proj)
+
+    def mlp(self, layer: int) -> nn.Module:
+        return self.spec.get(self._blocks[layer], self.spec.mlp)
+
+    def head_out_weight(self, layer: int) -> torch.Tensor:
+        w = self.head_out_proj(layer).weight
+        return w.T if self.spec.out_proj_is_conv1d else w
+
+    def final_norm(self, h: torch.Tensor) -> torch.Tensor:
+        return self._norm(h)
+
+    @property
+    def unembed_weight(self) -> torch.Tensor:
+        return self._lm_head.weight
+
+    @property
+    def unembed_bias(self) -> torch.Tensor | None:
+        return getattr(self._lm_head, "bias", None)
+
+    @property
+    def logit_softcap(self) -> float | None:
+        return self._softcap
+
+    # running -----------------------------------------------------------------------------------
+    def _set_attention(self, impl: str) -> None:
+        if self._attn_impl == impl:
+            return
+        setter = getattr(self.hf, "set_attn_implementation", None)
+        if setter is not None:
+            setter(impl)
+        else:  # older transformers
+            self.hf.config._attn_implementation = impl
+        self._attn_impl = impl
+
+    def forward(
+        self, ids: torch.Tensor, *, past: Any = None, output_attentions: bool = False
+    ) -> ForwardOutput:
+        if output_attentions:
+            self._set_attention("eager")
+        if past is None:
+            from transformers import DynamicCache
+
+            past = DynamicCache()
+        with torch.inference_mode():
+            out = self.hf(
+                input_ids=ids.to(self.device),
+                past_key_values=past,
+                use_cache=True,
+                output_attentions=output_attentions,
+                return_dict=True,
+            )
+        attn = list(out.attentions) if output_attentions and out.attentions else None
+        return ForwardOutput(logits=out.logits, attentions=attn, past=out.past_key_values)
+
+
+def default_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as given, else CUDA when present, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def dtype_for(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs, fp32 on CPU."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def load_hf_directory(
+    path: str | Path, *, device: str | torch.device | None = None, name: str | None = None
+) -> HFLensModel:
+    """Load a local Hugging Face causal LM directory (config.json + weights + tokenizer)."""
+    path = Path(path).expanduser()
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ModelNotFoundError(f"{path} is not a Hugging Face model directory (no config.json)")
+    try:
+        model_type = json.loads(config_file.read_text())["model_type"]
+    except (ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{config_file} is not a valid model config: {exc}") from None
+    spec = family_spec(model_type)
+    dev = default_device(device)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # transformers raises many types here
+        raise ModelLoadError(f"cannot load the tokenizer in {path}: {exc}") from None
+    kwargs: dict[str, Any] = {"dtype": dtype_for(dev)}
+    if spec.needs_eager_attention:
+        kwargs["attn_implementation"] = "eager"
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # loading a local directory takes a second: no bar
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"cannot load the weights in {path} (corrupt or truncated file?): {exc}"
+        ) from None
+    finally:
+        hf_logging.enable_progress_bar()
+    hf_model.to(dev)
+    return HFLensModel.from_pretrained_model(
+        hf_model, tok, name=name or path.name, source=str(path)
+    )
