@@ -20,4 +20,4 @@ class ModelLoadError(LayerscopeError, RuntimeError):
 
 
 class MissingPackageError(LayerscopeError, ImportError):
-    """An optional package needed for this model is not installed; the message says how to get it."""
+    """A package this model needs is not installed; the message says how to get it."""

@@ -2,11 +2,12 @@
 
 Hook points, by name (``edit`` sees them in this order within a block):
 - ``resid_pre``  – the residual stream entering block l ([B, T, d]); for l = 0 this is ``h_0``;
-- ``head_out``   – per-head attention outputs of block l before the output projection ([B, T, H, dh]);
+- ``head_out``   – per-head attention outputs of block l before the output projection
+  ([B, T, H, dh]);
 - ``mlp_out``    – the MLP's contribution to the residual ([B, T, d]);
 - ``resid_post`` – the stream after block l, i.e. ``h_{l+1}`` ([B, T, d]).
-An ``edit(point, layer, tensor)`` callback may return a tensor of the same shape to replace the value
-(that is how interventions work) or None to keep it.
+An ``edit(point, layer, tensor)`` callback may return a tensor of the same shape to replace the
+value (that is how interventions work) or None to keep it.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def capture(
     stop_ids: frozenset[int] = frozenset(),
     on_token: TokenCallback | None = None,
 ) -> Capture:
-    """Run ``ids`` through ``model`` once, then generate up to ``generate`` tokens with the KV cache.
+    """Run ``ids`` through ``model`` once, then generate up to ``generate`` tokens (KV cache).
 
     Every new position is recorded as it is produced, so prompt + generation needs no second pass.
     ``sampler`` maps the last logits [V] to the next id (greedy when None); generation stops early

@@ -4,8 +4,8 @@ For each (layer, position) it keeps the top-k ids and probabilities, the rank an
 final layer's argmax token and of the actual next token, the entropy and KL(final ‖ layer). The
 (L+1) × T × V logits are never held at once: rows are unembedded in chunks and reduced at once.
 
-Cost notes (CPU): a full-vocabulary reduction costs about as much as the matrix product that made the
-logits, so each chunk is reduced in as few passes as possible. KL(final ‖ layer) needs only
+Cost notes (CPU): a full-vocabulary reduction costs about as much as the matrix product that made
+the logits, so each chunk is reduced in as few passes as possible. KL(final ‖ layer) needs only
 ``p_final · z_layer``; without a softcap that is ``(Wᵀ p_final) · norm(h)``, a d-sized dot product.
 """
 
@@ -65,7 +65,7 @@ def layer_logits(model: LensModel, resid: torch.Tensor, layer: int) -> torch.Ten
 
 
 class _Reducer:
-    """Reduces chunks of logits to the lens statistics, in as few full-vocabulary passes as it can."""
+    """Reduces chunks of logits to lens statistics in as few full-vocabulary passes as it can."""
 
     def __init__(self, k: int, softcap: float | None) -> None:
         self.k = k

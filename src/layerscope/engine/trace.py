@@ -77,7 +77,7 @@ class Trace:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``trace --json`` schema, documented in the README).
 
-        Timings are left out on purpose: the same model, input, settings and seed give the same dict.
+        Timings are left out on purpose: same model, input, settings and seed give the same dict.
         """
         lens = self.lens
         return {
@@ -118,7 +118,7 @@ def _nan_to_none(x: Any) -> Any:
 def prompt_ids(
     model: LensModel, prompt: str | None, ids: Sequence[int] | None, chat: bool
 ) -> list[int]:
-    """Token ids for a prompt (plain or chat) or validated raw ids, with a clear error if invalid."""
+    """Token ids for a prompt (plain or chat), or validated raw ids; a clear error if invalid."""
     if ids is not None:
         if prompt is not None:
             raise InputError("give either a prompt or token ids, not both")

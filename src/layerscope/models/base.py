@@ -42,7 +42,7 @@ class Tokenizer(ABC):
 
     @abstractmethod
     def encode(self, text: str) -> list[int]:
-        """Ids for plain text, exactly as the model's own pipeline makes them (BOS included if any)."""
+        """Ids for plain text, exactly as the model's own pipeline makes them (BOS if any)."""
 
     @abstractmethod
     def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
@@ -103,7 +103,7 @@ class LensModel(ABC):
 
     @abstractmethod
     def head_out_weight(self, layer: int) -> torch.Tensor:
-        """Weight W_O of ``layer`` as [d_model, H * d_head], so that ``out = W_O @ concat(heads)``."""
+        """W_O of ``layer`` as [d_model, H * d_head], so that ``out = W_O @ concat(heads)``."""
 
     @abstractmethod
     def final_norm(self, h: torch.Tensor) -> torch.Tensor:
@@ -140,10 +140,10 @@ class LensModel(ABC):
         past: Any = None,
         output_attentions: bool = False,
     ) -> ForwardOutput:
-        """Run ids [B, T_new] (continuing ``past`` if given) and return logits, attentions, cache."""
+        """Run ids [B, T_new] (continuing ``past`` if given): logits, attentions, cache."""
 
     def trace(self, prompt: str | None = None, **kwargs: Any) -> Any:
-        """Capture ``prompt`` and read every layer: see :func:`layerscope.engine.trace.run_trace`."""
+        """Capture ``prompt`` and read every layer (:func:`layerscope.engine.trace.run_trace`)."""
         from layerscope.engine.trace import run_trace
 
         return run_trace(self, prompt, **kwargs)
