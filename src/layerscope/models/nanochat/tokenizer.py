@@ -49,6 +49,13 @@ def _reconstructor(cls: Any, base: Any, state: Any) -> _EncodingState:
     return _EncodingState()
 
 
+def _latin1_bytes(text: Any = "", encoding: str = "latin1") -> bytes:
+    """Safe replacement for ``_codecs.encode`` / ``bytes`` (how protocols 0-2 store bytes)."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("unexpected bytes construction in tokenizer.pkl")
+    return text.encode("latin1")
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """Admits a tiktoken Encoding's class reference and plain data; nothing else can be called."""
 
@@ -56,9 +63,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
         ("tiktoken.core", "Encoding"): _EncodingState,
         ("copyreg", "_reconstructor"): _reconstructor,
         ("builtins", "object"): object,
+        ("_codecs", "encode"): _latin1_bytes,
+        ("builtins", "bytes"): _latin1_bytes,
     }
 
     def find_class(self, module: str, name: str) -> Any:
+        module = {"copy_reg": "copyreg", "__builtin__": "builtins"}.get(module, module)  # py2 names
         try:
             return self._allowed[(module, name)]
         except KeyError:
