@@ -25,7 +25,7 @@ class FrozenNorm:
     centered: bool  # LayerNorm-style mean removal
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        """Linear part applied to component vectors [..., d] (bias excluded: it is no component's)."""
+        """Linear part applied to component vectors [..., d] (the bias belongs to no component)."""
         v = v.float()
         if self.centered:
             v = v - v.mean(dim=-1, keepdim=True)
@@ -36,9 +36,9 @@ class FrozenNorm:
 def freeze_final_norm(model: LensModel, x: torch.Tensor) -> FrozenNorm:
     """Linearise ``model.final_norm`` at the residual vector ``x`` [d], whatever the norm's family.
 
-    The norm is probed, not inspected: its bias is ``norm(0)``; a ±1 vector (rms 1, mean 0) gives
-    gamma; a constant vector tells whether the mean is removed; the scale at ``x`` is fitted by least
-    squares so that ``scale * center(x)`` matches ``norm(x) - bias``.
+    The norm is probed, not inspected: its bias is ``norm(0)``; a ±1 vector (rms 1, mean 0)
+    gives gamma; a constant vector tells whether the mean is removed; the scale at ``x`` is fitted
+    by least squares so that ``scale * center(x)`` matches ``norm(x) - bias``.
     """
     d = x.shape[-1]
     dev, dt = model.device, model.dtype
@@ -80,8 +80,9 @@ def head_logit_lens(
 ) -> HeadLens:
     """Direct logit attribution of every head at ``position`` to ``target_id``.
 
-    ``resid`` is the captured residual [L+1, T, d]; ``head_out`` the per-head outputs [L, T, H, d_head]
-    before W_O. Contribution of head h in layer l = ``W_U[target] · frozen_norm(W_O[:, h] z_{l,h})``.
+    ``resid`` is the captured residual [L+1, T, d]; ``head_out`` the per-head outputs
+    [L, T, H, d_head] before W_O. The contribution of head h in layer l is
+    ``W_U[target] · frozen_norm(W_O[:, h] z_{l,h})``.
     """
     n_layers, n_pos, n_heads, d_head = head_out.shape
     if not 0 <= position < n_pos:
@@ -111,7 +112,7 @@ def head_logit_lens(
 
 @dataclass(frozen=True)
 class Trajectory:
-    """Residual vectors of some positions through all layers, in the plane of their first two PCs."""
+    """Residual vectors of some positions through all layers, in their first two PCs' plane."""
 
     positions: list[int]
     coords: np.ndarray  # float32 [L+1, P, 2]

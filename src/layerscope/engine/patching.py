@@ -1,9 +1,9 @@
 """Activation patching and early-exit decoding.
 
-Patching: run a *clean* and a *corrupted* prompt of the same token count; for every lens layer l and
-position t, run the corrupted prompt again with ``h_l[t]`` replaced by the clean run's, and measure the
-probability of the clean answer at the last position. Cells that restore it show where the information
-that tells the two prompts apart lives.
+Patching: run a *clean* and a *corrupted* prompt of the same token count; for every lens layer l
+and position t, run the corrupted prompt again with ``h_l[t]`` replaced by the clean run's, and
+measure the probability of the clean answer at the last position. Cells that restore it show where
+the information that tells the two prompts apart lives.
 
 Early exit: greedy decoding that reads the next token from the lens at layer k instead of the final
 layer, i.e. what the first k blocks alone would write.
@@ -11,6 +11,7 @@ layer, i.e. what the first k blocks alone would write.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from layerscope.engine.capture import capture
+from layerscope.engine.lens import LayerCallback, compute_lens
+from layerscope.engine.trace import Trace
 from layerscope.errors import InputError
 from layerscope.models.base import LensModel
 
@@ -26,7 +30,7 @@ Edit = Callable[[str, int, torch.Tensor], torch.Tensor | None]
 
 @dataclass(frozen=True)
 class PatchSweep:
-    """Probability of the clean answer with the clean residual patched in at each (layer, position)."""
+    """Probability of the clean answer with the clean residual patched in at each cell."""
 
     clean_ids: list[int]
     corrupted_ids: list[int]
@@ -180,13 +184,14 @@ def patch_sweep(
     )
 
 
-def patch_edit(sweep: PatchSweep, layer: int, position: int, n_blocks: int) -> Edit:
+def patch_edit(sweep: PatchSweep, layer: int, position: int) -> Edit:
     """An ``edit`` for ``engine.capture`` that applies one cell of a sweep to a single run."""
     n_layers, n_pos = sweep.prob.shape
     if not (0 <= layer < n_layers and 0 <= position < n_pos):
         raise InputError(f"cell ({layer}, {position}) is outside the sweep ({n_layers}x{n_pos})")
     value = sweep.clean_resid[layer, position]
-    point, at = ("resid_pre", layer) if layer < n_blocks else ("resid_post", n_blocks - 1)
+    # h_0 is block 0's input; h_l (l >= 1) is block l-1's output, so the capture records the patch
+    point, at = ("resid_pre", 0) if layer == 0 else ("resid_post", layer - 1)
 
     def edit(name: str, lay: int, tensor: torch.Tensor) -> torch.Tensor | None:
         if name != point or lay != at:
@@ -196,6 +201,41 @@ def patch_edit(sweep: PatchSweep, layer: int, position: int, n_blocks: int) -> E
         return out
 
     return edit
+
+
+def patched_trace(
+    model: LensModel,
+    sweep: PatchSweep,
+    layer: int,
+    position: int,
+    *,
+    lens_top_k: int = 10,
+    on_layer: LayerCallback | None = None,
+) -> Trace:
+    """The corrupted prompt traced with one cell of ``sweep`` patched, ready for the scrubber."""
+    t0 = time.perf_counter()
+    cap = capture(model, sweep.corrupted_ids, edit=patch_edit(sweep, layer, position))
+    t1 = time.perf_counter()
+    lens = compute_lens(model, cap.resid, cap.ids, k=lens_top_k, on_layer=on_layer)
+    t2 = time.perf_counter()
+    seen = set(cap.ids) | set(np.unique(lens.top_ids).tolist())
+    tok = model.tokenizer
+    return Trace(
+        model_name=model.info.name,
+        ids=cap.ids,
+        n_prompt=len(cap.ids),
+        layers=[f"h_{i}" for i in range(model.info.n_layers + 1)],
+        lens=lens,
+        token_text={i: tok.token_text(i) for i in sorted(seen)},
+        settings={
+            "patched": [layer, position],
+            "answer_id": sweep.answer_id,
+            "lens_top_k": lens_top_k,
+        },
+        timings={"forward": t1 - t0, "lens": t2 - t1, "total": t2 - t0},
+        capture=cap,
+        model=model,
+    )
 
 
 class _Exit(Exception):

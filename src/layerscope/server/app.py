@@ -1,0 +1,88 @@
+"""The FastAPI app: REST routes, the WebSocket endpoint and the web UI's static files."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Query, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+
+from layerscope.models.base import LensModel
+from layerscope.server import routes
+from layerscope.server.context import ServerContext
+from layerscope.server.protocol import Connection, new_session
+from layerscope.server.store import TraceStore
+from layerscope.server.worker import ModelWorker
+
+log = logging.getLogger("layerscope.server")
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+VENDOR_FILES = ("alpine.esm.min.js", "plotly.min.js")
+
+
+def missing_vendor_files() -> list[str]:
+    """Browser libraries the page needs that setup has not copied into web/vendor/."""
+    return [f for f in VENDOR_FILES if not (WEB_DIR / "vendor" / f).is_file()]
+
+
+def create_app(
+    model: LensModel,
+    *,
+    max_pending: int = 2,
+    session_bytes: int = 512 << 20,
+    max_sessions: int = 8,
+) -> FastAPI:
+    """An app serving ``model``: one worker thread owns it; traces stay in memory."""
+    ctx = ServerContext(
+        model=model,
+        worker=ModelWorker(max_pending=max_pending),
+        store=TraceStore(session_bytes=session_bytes, max_sessions=max_sessions),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.worker.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="layerscope",
+        summary="Logit-lens explorer: trace a prompt and read every layer.",
+        version="0.1.0",
+    )
+    app.state.ctx = ctx
+    app.include_router(routes.router)
+
+    @app.websocket("/ws")
+    async def websocket(ws: WebSocket, session: str | None = Query(None)) -> None:
+        await ws.accept()
+        await Connection(ctx, ws, new_session(session)).serve()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/static/vendor/{name}", include_in_schema=False, response_model=None)
+    async def vendor(name: str) -> FileResponse | PlainTextResponse:
+        path = WEB_DIR / "vendor" / name
+        if name not in VENDOR_FILES or not path.is_file():
+            return PlainTextResponse(
+                f"{name} is missing: run `make web` (npm ci, then copy the dist files into "
+                "src/layerscope/web/vendor/)",
+                status_code=404,
+            )
+        return FileResponse(path, headers={"Cache-Control": "max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    @app.exception_handler(Exception)
+    async def unhandled(request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    if missing := missing_vendor_files():
+        log.warning("web UI libraries missing (%s): run `make web`", ", ".join(missing))
+    return app

@@ -1,0 +1,23 @@
+"""What every route shares: the model, its worker and the trace store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from layerscope.models.base import LensModel
+from layerscope.server.store import TraceStore
+from layerscope.server.worker import ModelWorker
+
+
+@dataclass
+class ServerContext:
+    model: LensModel
+    worker: ModelWorker = field(default_factory=ModelWorker)
+    store: TraceStore = field(default_factory=TraceStore)
+
+    def encode(self, prompt: str, chat: bool) -> list[int]:
+        """Prompt ids exactly as a trace with these settings will see them."""
+        tok = self.model.tokenizer
+        if chat:
+            return tok.encode_chat([{"role": "user", "content": prompt}])
+        return tok.encode(prompt)

@@ -1,0 +1,93 @@
+"""REST routes: health, models, whole traces as JSON (for scripts) and the protocol's schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+
+from layerscope.engine.trace import Trace, run_trace
+from layerscope.errors import LayerscopeError
+from layerscope.server import schemas as S
+from layerscope.server.context import ServerContext
+from layerscope.server.frames import model_summary
+from layerscope.server.store import UnknownIdError
+from layerscope.server.worker import BusyError
+
+router = APIRouter(prefix="/api")
+REST_SESSION = "rest-api"
+
+
+def _ctx(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+@router.get("/health", response_model=S.Health)
+async def health(request: Request) -> S.Health:
+    """Liveness plus what the worker and the trace store hold."""
+    ctx = _ctx(request)
+    return S.Health(
+        model=ctx.model.info.name,
+        busy=ctx.worker.busy,
+        pending=ctx.worker.pending,
+        traces=len(ctx.store),
+        trace_bytes=ctx.store.nbytes,
+    )
+
+
+@router.get("/models", response_model=S.ModelsResponse)
+async def models(request: Request) -> S.ModelsResponse:
+    """The loaded model, and the catalog's names (a server serves one model)."""
+    from layerscope.models.catalog import CATALOG
+
+    return S.ModelsResponse(loaded=model_summary(_ctx(request).model), available=sorted(CATALOG))
+
+
+class TraceBody(S.TraceRequest):
+    """A trace request over REST (``type`` and ``req`` may be left out)."""
+
+
+@router.post("/trace")
+async def trace(body: TraceBody, request: Request) -> dict[str, Any]:
+    """Run a trace and return it whole (the ``Trace.to_dict`` schema plus ``trace_id``)."""
+    ctx = _ctx(request)
+    ids = ctx.encode(body.prompt, body.chat)
+
+    def job() -> Trace:
+        return run_trace(
+            ctx.model,
+            ids=ids,
+            generate=body.generate,
+            chat=body.chat,
+            temperature=body.temperature,
+            top_k=body.top_k,
+            seed=body.seed,
+            lens_top_k=body.lens_top_k,
+        )
+
+    try:
+        result = await ctx.worker.run(job)
+    except BusyError as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from exc
+    except LayerscopeError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    trace_id = ctx.store.put(REST_SESSION, result)
+    return {"trace_id": trace_id, **result.to_dict()}
+
+
+@router.get("/traces/{trace_id}")
+async def get_trace(trace_id: str, request: Request) -> dict[str, Any]:
+    """A stored trace (from the WebSocket or REST) as JSON."""
+    try:
+        result = _ctx(request).store.get(trace_id)
+    except UnknownIdError as exc:
+        raise HTTPException(status_code=404, detail=f"no trace {trace_id!r} (expired?)") from exc
+    if not isinstance(result, Trace):
+        raise HTTPException(status_code=404, detail=f"{trace_id!r} is not a trace")
+    return {"trace_id": trace_id, **result.to_dict()}
+
+
+@router.get("/protocol")
+async def protocol() -> dict[str, Any]:
+    """JSON Schemas of the WebSocket frames: what clients send and what the server answers."""
+    return {"client": S.client_frame.json_schema(), "server": S.server_frame.json_schema()}

@@ -1,0 +1,86 @@
+"""Traces kept in memory only: an LRU per session, bounded in bytes, and a bound on sessions."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from typing import Any, Protocol
+
+
+class UnknownIdError(KeyError):
+    """No item under this id: never stored, evicted, or from a previous server run."""
+
+
+class Sized(Protocol):
+    def nbytes(self) -> int: ...
+
+
+class _Session:
+    def __init__(self) -> None:
+        self.items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self.bytes = 0
+
+
+class TraceStore:
+    """Holds traces (and other results with ``nbytes()``) by id, least recently used evicted first.
+
+    Each session keeps at most ``session_bytes``; at most ``max_sessions`` sessions are kept (the
+    least recently used session goes first). An item larger than the budget is still kept, alone.
+    Nothing is ever written to disk.
+    """
+
+    def __init__(self, session_bytes: int = 512 << 20, max_sessions: int = 8) -> None:
+        self.session_bytes = session_bytes
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._owner: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def put(self, session: str, item: Sized, prefix: str = "t") -> str:
+        """Store ``item`` for ``session`` and return its new id."""
+        size = int(item.nbytes())
+        item_id = f"{prefix}_{secrets.token_urlsafe(9)}"
+        with self._lock:
+            s = self._sessions.get(session)
+            if s is None:
+                s = self._sessions[session] = _Session()
+                while len(self._sessions) > self.max_sessions:
+                    _, old = self._sessions.popitem(last=False)
+                    for old_id in old.items:
+                        self._owner.pop(old_id, None)
+            self._sessions.move_to_end(session)
+            s.items[item_id] = (item, size)
+            s.bytes += size
+            self._owner[item_id] = session
+            while s.bytes > self.session_bytes and len(s.items) > 1:
+                old_id, (_, old_size) = s.items.popitem(last=False)
+                s.bytes -= old_size
+                self._owner.pop(old_id, None)
+        return item_id
+
+    def get(self, item_id: str) -> Any:
+        """The item under ``item_id`` (UnknownIdError if unknown or evicted), now recently used."""
+        with self._lock:
+            session = self._owner.get(item_id)
+            if session is None:
+                raise UnknownIdError(item_id)
+            s = self._sessions[session]
+            s.items.move_to_end(item_id)
+            self._sessions.move_to_end(session)
+            return s.items[item_id][0]
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held over all sessions."""
+        with self._lock:
+            return sum(s.bytes for s in self._sessions.values())
+
+    def session_ids(self, session: str) -> list[str]:
+        """Ids held for ``session``, oldest first."""
+        with self._lock:
+            s = self._sessions.get(session)
+            return list(s.items) if s else []
