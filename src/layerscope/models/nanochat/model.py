@@ -80,9 +80,9 @@ class CausalSelfAttention(nn.Module):
         step.new_past.append((k, v))
         offset = k.size(2) - T
         groups = self.n_head // self.n_kv_head
+        if groups > 1:  # GQA: kv head j serves query heads j*groups .. (j+1)*groups - 1
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
         if step.output_attentions:
-            if groups > 1:
-                k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
             scores = (q.float() @ k.float().transpose(-2, -1)) / math.sqrt(hd)
             scores = scores.masked_fill(~causal_mask(T, offset, x.device), float("-inf"))
             probs = scores.softmax(dim=-1)
@@ -91,7 +91,7 @@ class CausalSelfAttention(nn.Module):
         else:
             mask = None if offset == 0 or T == 1 else causal_mask(T, offset, x.device)
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, is_causal=offset == 0 and T > 1, enable_gqa=groups > 1
+                q, k, v, attn_mask=mask, is_causal=offset == 0 and T > 1
             )
         y = y.transpose(1, 2).reshape(B, T, self.n_head * hd)  # merge heads, head-major
         return self.c_proj(y)
