@@ -28,8 +28,14 @@ class FamilySpec:
     needs_eager_attention: bool = False  # attention softcap is only implemented eagerly
 
     def get(self, root: nn.Module, path: str) -> nn.Module:
-        """Resolve a dotted attribute path."""
-        return attrgetter(path)(root)
+        """Resolve a dotted path; ``a|b`` tries ``a`` then ``b`` (renames across versions)."""
+        *firsts, last = path.split("|")
+        for candidate in firsts:
+            try:
+                return attrgetter(candidate)(root)
+            except AttributeError:
+                continue
+        return attrgetter(last)(root)
 
 
 _LLAMA_LIKE = FamilySpec(
@@ -66,7 +72,7 @@ FAMILIES: dict[str, FamilySpec] = {
     "gpt_neox": FamilySpec(
         blocks="gpt_neox.layers",
         final_norm="gpt_neox.final_layer_norm",
-        lm_head="embed_out",
+        lm_head="lm_head|embed_out",  # transformers < 5 called it embed_out
         out_proj="attention.dense",
         mlp="mlp",
     ),

@@ -15,6 +15,29 @@ from layerscope.models.base import ForwardOutput, LensModel, ModelInfo, Tokenize
 from layerscope.models.families import FamilySpec, family_spec
 
 
+def _byte_level_alphabet() -> dict[str, int]:
+    """GPT-2 byte-level BPE's char -> byte map: printable bytes stand for themselves, the other
+    bytes are shifted to code points 256, 257, ... in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    mapping = {chr(b): b for b in printable}
+    shifted = 0
+    for b in range(256):
+        if b not in printable:
+            mapping[chr(256 + shifted)] = b
+            shifted += 1
+    return mapping
+
+
+_BYTE_LEVEL = _byte_level_alphabet()
+
+
+def _escape_partial_utf8(raw: str) -> str | None:
+    """A byte-level token's bytes as text with invalid UTF-8 escaped (``\\xe2``), else None."""
+    if not raw or any(ch not in _BYTE_LEVEL for ch in raw):
+        return None
+    return bytes(_BYTE_LEVEL[ch] for ch in raw).decode("utf-8", errors="backslashreplace")
+
+
 class HFTokenizer(Tokenizer):
     """A ``transformers`` tokenizer behind layerscope's tokenizer interface."""
 
@@ -49,9 +72,10 @@ class HFTokenizer(Tokenizer):
         text = self._text_cache.get(token_id)
         if text is None:
             text = self._tok.decode([token_id])
-            if "\ufffd" in text:  # a partial UTF-8 sequence: show the raw token instead
+            if "\ufffd" in text:  # part of a UTF-8 sequence: show its bytes escaped
                 raw = self._tok.convert_ids_to_tokens(token_id)
-                text = raw if isinstance(raw, str) else text
+                if isinstance(raw, str):
+                    text = _escape_partial_utf8(raw) or raw
             self._text_cache[token_id] = text
         return text
 
