@@ -139,7 +139,7 @@ class Connection:
                 trace_id=trace_id,
                 tokens=[int(i) for i in trace.ids],
                 n_prompt=int(trace.n_prompt),
-                lock_in=[int(x) for x in trace.lock_in],
+                lock_in=[int(x) for x in trace.lock_in()],
                 timings=timings,
                 bytes_sent=sent,
                 trace_bytes=int(trace.nbytes()),
