@@ -171,7 +171,10 @@ class NanochatTokenizer(Tokenizer):
         return self.encoding.decode([int(i) for i in ids])
 
     def token_text(self, token_id: int) -> str:
-        raw = self.encoding.decode_single_token_bytes(int(token_id))
+        try:
+            raw = self.encoding.decode_single_token_bytes(int(token_id))
+        except KeyError:  # a model row the tokenizer has no token for (vocab padding)
+            return f"<|id_{int(token_id)}|>"
         return raw.decode("utf-8", errors="backslashreplace")
 
     @property
