@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,11 @@ def _fake_hf_cache(root: Path, encoding: Any, helpers: Any) -> Path:
     rev = "0123456789abcdef0123456789abcdef01234567"
     snap = repo / "snapshots" / rev
     helpers.write_checkpoint(snap, encoding, step=650, seed=7)
+    (repo / "blobs").mkdir()
+    for f in list(snap.iterdir()):  # the hub stores blobs and links to them from snapshots
+        blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
+        f.rename(blob)
+        f.symlink_to(os.path.relpath(blob, snap))
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(rev)
     return snap
@@ -94,6 +101,11 @@ def test_hf_cache_layout_offline(
     assert find_hf_cache_d32() == snap
     model = load_nanochat(snap, device="cpu", name="nanochat-d32")
     assert model.info.name == "nanochat-d32" and model.info.extra["step"] == 650
+    from layerscope.models.catalog import load
+
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path / "no-nanochat-cache"))
+    by_name = load("nanochat-d32", device="cpu")
+    assert by_name.info.name == "nanochat-d32" and by_name.info.source == str(snap)
 
 
 def test_compile_prefix_stripped(make_checkpoint: Callable[..., Path], tiny_model: Any) -> None:
