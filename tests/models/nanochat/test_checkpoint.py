@@ -231,3 +231,10 @@ def test_meta_is_json_with_model_config(ckpt_dir: Path) -> None:
     assert set(meta["model_config"]) == {
         "sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd",
     }  # fmt: skip
+
+
+def test_deepest_tag_chosen_without_d32(make_checkpoint: Callable[..., Path]) -> None:
+    make_checkpoint("base/chatsft_checkpoints/d20", seed=1)
+    make_checkpoint("base/chatsft_checkpoints/d26", seed=2)
+    d = make_checkpoint("base/chatsft_checkpoints/d8", seed=3).parent.parent
+    assert load_nanochat(d, device="cpu").info.name == "nanochat-d26"

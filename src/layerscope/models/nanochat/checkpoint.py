@@ -43,8 +43,10 @@ def find_local_checkpoints() -> list[Path]:
     return found
 
 
-def _tag_order(d: Path) -> tuple[int, str]:
-    return (0 if d.name == "d32" else 1, d.name)
+def _tag_order(d: Path) -> tuple[int, int, str]:
+    """d32 first, then deeper models (``d<depth>`` tags) first, then by name."""
+    m = re.fullmatch(r"d(\d+)", d.name)
+    return (0 if d.name == "d32" else 1, -int(m.group(1)) if m else 0, d.name)
 
 
 def resolve_checkpoint_dir(path: str | Path) -> Path:
