@@ -166,8 +166,13 @@ def test_bad_input_shows_an_error_and_the_server_stays_healthy(page: Page, live_
     pg.fill("#prompt", "   ")
     assert pg.locator("#run").is_disabled()
     pg.fill("#prompt", "hello")
-    pg.fill("input[x-model\\.number='generate']", "-5")
-    pg.click("#run")  # clamped to 0, so it still runs
+    gen = "input[x-model\\.number='generate']"
+    pg.fill(gen, "-5")
+    pg.click("#run")  # the browser refuses the form: the field is marked invalid
+    assert pg.eval_on_selector(gen, "el => el.matches(':invalid')")
+    assert pg.evaluate("window.layerscope.state.trace") is None
+    pg.fill(gen, "0")
+    pg.click("#run")
     pg.wait_for_function(COMPLETE, timeout=60_000)
     pg.click("#tab-patching")
     pg.fill("#patch-clean", "The capital of France is")
