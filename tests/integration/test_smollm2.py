@@ -73,3 +73,11 @@ def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     model = smollm2.load_smollm2(device="cpu", progress=False)
     assert model.info.n_layers == 30
     assert weights.stat().st_size > 100_000_000
+
+
+def test_trace_does_not_depend_on_what_ran_before(model):
+    # attention=True needs the eager kernel; a later attention=False pass must be back on SDPA.
+    before = json.dumps(model.trace("Water boils at", attention=False).to_dict())
+    model.trace("Something else", attention=True)
+    after = json.dumps(model.trace("Water boils at", attention=False).to_dict())
+    assert before == after

@@ -122,6 +122,9 @@ class HFLensModel(LensModel):
         self._attn_impl = getattr(cfg, "_attn_implementation", None)
         if self.spec.needs_eager_attention:
             self._set_attention("eager")
+        # Attention probabilities need the eager kernel; every other pass uses the model's own
+        # (usually SDPA), so a trace's numbers never depend on what ran before it.
+        self._default_attn = self._attn_impl or "eager"
 
     @classmethod
     def from_pretrained_model(
@@ -177,8 +180,7 @@ class HFLensModel(LensModel):
     def forward(
         self, ids: torch.Tensor, *, past: Any = None, output_attentions: bool = False
     ) -> ForwardOutput:
-        if output_attentions:
-            self._set_attention("eager")
+        self._set_attention("eager" if output_attentions else self._default_attn)
         if past is None:
             from transformers import DynamicCache
 
