@@ -64,6 +64,12 @@ def stream_trace(
     ids = conn.ctx.encode(msg.prompt, msg.chat)
     if not ids:
         raise InputError("the prompt encodes to no tokens")
+    limit = model.info.context_length
+    if len(ids) + msg.generate > limit:
+        raise InputError(
+            f"{len(ids)} prompt tokens + {msg.generate} to generate exceed the model's context "
+            f"of {limit} tokens"
+        )
     start(ids)
     return run_trace(
         model,

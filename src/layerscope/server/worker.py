@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -71,16 +72,16 @@ class ModelWorker:
             fn, fut, loop = item
             with self._lock:
                 self._running = True
+            ok, value = True, None
             try:
-                result = fn()
+                value = fn()
             except BaseException as exc:  # handed to the awaiting coroutine
-                loop.call_soon_threadsafe(_set_exception, fut, exc)
-            else:
-                loop.call_soon_threadsafe(_set_result, fut, result)
-            finally:
-                with self._lock:
-                    self._running = False
-                    self._inflight -= 1
+                ok, value = False, exc
+            with self._lock:  # free the slot before anyone hears the answer
+                self._running = False
+                self._inflight -= 1
+            with contextlib.suppress(RuntimeError):  # that event loop is gone (shutdown)
+                loop.call_soon_threadsafe(_set_result if ok else _set_exception, fut, value)
 
 
 def _set_result(fut: asyncio.Future, value: Any) -> None:
