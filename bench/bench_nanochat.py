@@ -53,8 +53,9 @@ def synthetic_encoding():
 
 def random_model(shape: str, device: torch.device):
     """A NanochatLM of the given shape with random weights, placed like ``load_nanochat``."""
+    from layerscope.models.device import dtype_for
     from layerscope.models.nanochat import NanochatConfig, NanochatLM, NanochatTokenizer
-    from layerscope.models.nanochat.load import build_module, dtype_for
+    from layerscope.models.nanochat.load import build_module
 
     s = SHAPES[shape]
     conf = NanochatConfig(

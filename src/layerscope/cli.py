@@ -32,6 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
     trace.add_argument("text", nargs="?", help="the prompt (omit when using --ids)")
     trace.add_argument("--model", default=None, help="catalog name or model directory")
     trace.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best)")
+    trace.add_argument("--step", type=int, default=None, help="nanochat checkpoint step")
     trace.add_argument("--generate", type=int, default=0, metavar="N", help="tokens to generate")
     trace.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
     trace.add_argument("--seed", type=int, default=0)
@@ -60,7 +61,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     ids = parse_ids(args.ids) if args.ids is not None else None
     if ids is None and (args.text is None or not args.text.strip()):
         raise InputError("the prompt is empty: give a prompt, or --ids")
-    model = load(args.model, device=args.device)
+    model = load(args.model, device=args.device, step=args.step)
     trace = model.trace(
         args.text,
         ids=ids,

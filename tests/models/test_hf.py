@@ -141,7 +141,7 @@ def test_truncated_weights_file_is_a_clear_error(tmp_path):
 def test_unknown_names_and_empty_directories(tmp_path):
     with pytest.raises(ModelNotFoundError, match="unknown model"):
         layerscope.load("no-such-model")
-    with pytest.raises(ModelNotFoundError, match="holds no model"):
+    with pytest.raises(ModelNotFoundError, match="holds no nanochat checkpoint"):
         layerscope.load(str(tmp_path))
 
 

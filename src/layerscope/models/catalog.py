@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from layerscope.errors import ModelNotFoundError
+from layerscope.errors import InputError, ModelNotFoundError
 from layerscope.models.base import LensModel
 from layerscope.paths import model_cache_dir
 
@@ -21,14 +21,20 @@ class CatalogEntry:
 
     name: str
     description: str
-    loader: Callable[[torch.device | str | None], LensModel]
+    loader: Callable[[torch.device | str | None, int | None], LensModel]
     locate: Callable[[], Path | None]  # where its weights are on this machine, None if absent
     how_to_get: str
 
 
-def _load_smollm2(device):
+def _no_step(step: int | None) -> None:
+    if step is not None:
+        raise InputError("a checkpoint step only applies to nanochat checkpoints")
+
+
+def _load_smollm2(device, step):
     from layerscope.models.smollm2 import load_smollm2
 
+    _no_step(step)
     return load_smollm2(device=device)
 
 
@@ -54,7 +60,7 @@ def _locate_nanochat_d32() -> Path | None:
     return local[0] if local else None
 
 
-def _load_nanochat_d32(device):
+def _load_nanochat_d32(device, step):
     from layerscope.models.nanochat import load_nanochat
 
     path = _locate_nanochat_d32()
@@ -63,7 +69,7 @@ def _load_nanochat_d32(device):
             "nanochat-d32 is not on this machine; run `layerscope fetch nanochat-d32` where a "
             "network exists, or pass a nanochat checkpoint directory"
         )
-    return load_nanochat(path, device=device, name="nanochat-d32")
+    return load_nanochat(path, step=step, device=device, name="nanochat-d32")
 
 
 CATALOG: dict[str, CatalogEntry] = {
@@ -84,25 +90,31 @@ CATALOG: dict[str, CatalogEntry] = {
 }
 
 
-def load(name_or_path: str | None = None, device: str | torch.device | None = None) -> LensModel:
-    """Load a catalog model by name, or a model directory (Hugging Face or nanochat) by path."""
+def load(
+    name_or_path: str | None = None,
+    device: str | torch.device | None = None,
+    *,
+    step: int | None = None,
+) -> LensModel:
+    """Load a catalog model by name, or a model directory by path.
+
+    A directory with ``config.json`` is a Hugging Face model; anything else is taken for a nanochat
+    checkpoint directory (``step`` picks its checkpoint; the newest by default).
+    """
     name = name_or_path or DEFAULT_MODEL
     entry = CATALOG.get(name)
     if entry is not None:
-        return entry.loader(device)
+        return entry.loader(device, step)
     path = Path(name).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():
             from layerscope.models.hf import load_hf_directory
 
+            _no_step(step)
             return load_hf_directory(path, device=device)
-        if any(path.glob("model_*.pt")) or any(path.glob("*_checkpoints")):
-            from layerscope.models.nanochat import load_nanochat
+        from layerscope.models.nanochat import load_nanochat
 
-            return load_nanochat(path, device=device)
-        raise ModelNotFoundError(
-            f"{path} holds no model (expected config.json, or nanochat's model_*.pt files)"
-        )
+        return load_nanochat(path, step=step, device=device)
     known = ", ".join(sorted(CATALOG))
     raise ModelNotFoundError(f"unknown model {name!r}: use one of {known}, or a model directory")
 

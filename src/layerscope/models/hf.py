@@ -12,6 +12,7 @@ from torch import nn
 
 from layerscope.errors import InputError, ModelLoadError, ModelNotFoundError
 from layerscope.models.base import ForwardOutput, LensModel, ModelInfo, Tokenizer
+from layerscope.models.device import default_device, dtype_for
 from layerscope.models.families import FamilySpec, family_spec
 
 
@@ -195,18 +196,6 @@ class HFLensModel(LensModel):
             )
         attn = list(out.attentions) if output_attentions and out.attentions else None
         return ForwardOutput(logits=out.logits, attentions=attn, past=out.past_key_values)
-
-
-def default_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as given, else CUDA when present, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def dtype_for(device: torch.device) -> torch.dtype:
-    """bf16 on GPUs, fp32 on CPU."""
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 def load_hf_directory(

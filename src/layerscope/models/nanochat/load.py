@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from layerscope.errors import ModelLoadError
+from layerscope.models.device import default_device, dtype_for
 from layerscope.models.nanochat.adapter import NanochatLM
 from layerscope.models.nanochat.checkpoint import (
     checkpoint_files,
@@ -20,15 +21,6 @@ from layerscope.models.nanochat.checkpoint import (
 from layerscope.models.nanochat.config import NanochatConfig
 from layerscope.models.nanochat.model import NanochatTransformer
 from layerscope.models.nanochat.tokenizer import NanochatTokenizer
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def dtype_for(device: torch.device) -> torch.dtype:
-    """bf16 on CUDA (as nanochat's own inference), fp32 elsewhere."""
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 def build_module(
@@ -63,7 +55,7 @@ def load_nanochat(
             "the tokenizer does not belong to this checkpoint"
         )
     sd = validated_state_dict(load_state_dict(model_file), conf, str(model_file))
-    dev = torch.device(device) if device is not None else default_device()
+    dev = default_device(device)
     try:
         module = build_module(conf, sd, dev, dtype_for(dev))
     except (RuntimeError, ValueError) as e:
