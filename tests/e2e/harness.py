@@ -92,6 +92,8 @@ class Page:
     def shot(self, name: str, full_page: bool = False) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{name}.png"
+        if full_page:  # sticky header: shoot from the top so it sits where a person sees it
+            self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(path), full_page=full_page)
         return path
 

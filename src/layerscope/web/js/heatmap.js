@@ -15,13 +15,15 @@ const METRICS = {
 };
 
 export class HeatmapView {
-  constructor(el, text, onClick) {
+  constructor(el, rowEl, text, onClick) {
     this.el = el;
+    this.rowEl = rowEl;
     this.text = text;
     this.onClick = onClick;
     this.trace = null;
     this.drawn = false;
-    this.pending = 0;
+    this.layer = 0;
+    this.selected = "";
   }
 
   render(trace, metric, layer, selected) {
@@ -61,12 +63,15 @@ export class HeatmapView {
       xaxis: { type: "category", tickangle: -50, tickfont: { family: "DejaVu Sans Mono", size: 10 },
         automargin: true },
       yaxis: { title: { text: "layer" }, dtick: L > 20 ? 5 : 1, zeroline: false },
-      shapes: this.#shapes(layer, selected),
+      shapes: this.#shapes(selected),
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#f3f4f7",
       font: { family: "system-ui, DejaVu Sans, sans-serif", size: 12, color: "#1b2130" },
     };
     window.Plotly.react(this.el, data, layout, { displayModeBar: false, responsive: true });
+    this.selected = [...selected].join(",");
+    this.#placeRow(layer);
     if (!this.drawn) {
+      this.el.on("plotly_afterplot", () => this.#placeRow(this.layer));
       this.el.on("plotly_click", (ev) => {
         const p = ev.points?.[0];
         if (p) this.onClick(p.pointIndex[0], p.pointIndex[1]);
@@ -75,26 +80,34 @@ export class HeatmapView {
     }
   }
 
-  /** Move the current-layer and selection outlines (coalesced to one relayout per frame). */
+  /** Move the current-layer outline (a positioned div: no Plotly redraw while scrubbing). */
   mark(layer, selected) {
     if (!this.drawn) return;
-    this.next = [layer, selected];
-    if (this.pending) return;
-    this.pending = requestAnimationFrame(() => {
-      this.pending = 0;
-      if (this.el.offsetParent !== null) {
-        window.Plotly.relayout(this.el, { shapes: this.#shapes(...this.next) });
-      }
-    });
+    this.#placeRow(layer);
+    const key = [...selected].join(",");
+    if (key !== this.selected && this.el.offsetParent !== null) {
+      this.selected = key;
+      window.Plotly.relayout(this.el, { shapes: this.#shapes(selected) });
+    }
   }
 
-  #shapes(layer, selected) {
-    const T = this.trace?.T ?? 0;
-    const row = { type: "rect", xref: "x", yref: "y", x0: -0.5, x1: T - 0.5, y0: layer - 0.5,
-      y1: layer + 0.5, line: { color: "#141a2a", width: 2 } };
-    const cols = [...selected].map((t) => ({ type: "rect", xref: "x", yref: "paper", x0: t - 0.5,
+  #placeRow(layer) {
+    this.layer = layer;
+    const fl = this.el._fullLayout;
+    if (!fl?.yaxis || !this.trace) { this.rowEl.hidden = true; return; }
+    const ya = fl.yaxis, xa = fl.xaxis;
+    const top = ya._offset + ya.l2p(layer + 0.5), bottom = ya._offset + ya.l2p(layer - 0.5);
+    const st = this.rowEl.style;
+    st.left = `${xa._offset - 2}px`;
+    st.width = `${xa._length + 4}px`;
+    st.top = `${top - 2}px`;
+    st.height = `${bottom - top + 4}px`;
+    this.rowEl.hidden = false;
+  }
+
+  #shapes(selected) {
+    return [...selected].map((t) => ({ type: "rect", xref: "x", yref: "paper", x0: t - 0.5,
       x1: t + 0.5, y0: 0, y1: 1, line: { color: "#4338ca", width: 1.5, dash: "dot" } }));
-    return [row, ...cols];
   }
 }
 

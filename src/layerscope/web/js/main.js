@@ -43,7 +43,7 @@ Alpine.data("app", () => ({
     const el = (id) => document.getElementById(id);
     S.scrubber = new Scrubber(el("tokens"), el("tooltip"), text,
       { onSelect: (pos, add) => this.select(pos, add) });
-    S.heatmap = new HeatmapView(el("heatmap"), text, (layer, pos) => {
+    S.heatmap = new HeatmapView(el("heatmap"), el("heatmap-row"), text, (layer, pos) => {
       this.setLayer(layer);
       this.select(pos, false);
     });
@@ -113,7 +113,8 @@ Alpine.data("app", () => ({
         this.nLayers = f.n_layers;
         this.nTokens = f.tokens.length;
         this.setLayer(f.n_layers - 1);
-        this.progressLabel = msg(f.tokens.length, "prompt token") + " · generating…";
+        this.progressLabel = msg(f.tokens.length, "prompt token") +
+          (patchedLabel || !this.generate ? " · reading layers…" : " · generating…");
         break;
       case "token":
         tr.addToken(f);
