@@ -297,6 +297,7 @@ Alpine.data("app", () => ({
     this.stream({ type: "patched_trace", patch_id: f.patch_id, layer, position: pos,
       lens_top_k: 5 }, `Patched run: the corrupted prompt with layer ${layer} at position ${pos} ` +
       `(${tok}) copied from the clean run.`);
+    document.querySelector(".scrub-card").scrollIntoView({ behavior: "smooth", block: "start" });
   },
 
   async runEarly() {
