@@ -7,8 +7,9 @@
    split into generation (the capture pass), lens, and transfer + overhead (the rest), plus the
    bytes of all frames.
 2. Scrub latency: the same trace run from the page in headless Chromium, then ``--moves`` slider
-   moves to random layers. For each: the input handler's time (the repaint work) and the time from
-   the input event to the next animation frame (the repainted text is on screen by then).
+   moves to random layers. For each: input event -> text repainted (the handler, the reactive
+   updates and a forced style + layout of the tokens: the main thread's whole share of the frame),
+   and input event -> next animation frame (adds the wait for vsync).
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ ARGS = [
 
 SCRUB_JS = """async ([moves, seed]) => {
   const slider = document.getElementById('layer-slider');
+  const tokens = document.getElementById('tokens');
   const n = +slider.max + 1;
   let s = seed;
   const rand = () => { s = (s * 1103515245 + 12345) % 2147483648; return s / 2147483648; };
-  const handler = [], frame = [];
+  const work = [], frame = [];
   for (let i = 0; i < moves; i++) {
     let l = Math.floor(rand() * n);
     if (l === +slider.value) l = (l + 1) % n;
@@ -46,14 +48,17 @@ SCRUB_JS = """async ([moves, seed]) => {
     const t0 = performance.now();
     slider.value = l;
     slider.dispatchEvent(new Event('input'));
+    await Promise.resolve();  // Alpine's reactive updates run as microtasks
+    await Promise.resolve();
+    tokens.getBoundingClientRect();  // flush style + layout of the repainted text
     const t1 = performance.now();
     await new Promise(r => requestAnimationFrame(r));
     frame.push(performance.now() - t0);
-    handler.push(t1 - t0);
+    work.push(t1 - t0);
     const shown = document.getElementById('layer-num').textContent;
     if (shown !== String(l)) throw new Error('no repaint');
   }
-  return { handler, frame };
+  return { work, frame };
 }"""
 
 
@@ -106,7 +111,7 @@ async def _end_to_end(port: int, generate: int) -> dict:
         "wall_s": wall,
         "generation_s": tm.get("forward", 0.0),
         "lens_s": tm.get("lens", 0.0),
-        "transfer_and_overhead_s": wall - tm.get("forward", 0.0) - tm.get("lens", 0.0),
+        "transfer_and_overhead_s": max(0.0, wall - tm.get("forward", 0.0) - tm.get("lens", 0.0)),
         "first_layer_frame_s": first_layer,
         "bytes": size,
         "trace_bytes_in_server": f["trace_bytes"],
@@ -130,7 +135,7 @@ def _scrub(port: int, generate: int, moves: int) -> dict:
         res = page.evaluate(SCRUB_JS, [moves, 12345])
         browser.close()
     out = {"tokens": n_tokens, "moves": moves}
-    for key in ("handler", "frame"):
+    for key in ("work", "frame"):
         xs = res[key]
         out[f"{key}_median_ms"] = statistics.median(xs)
         out[f"{key}_p95_ms"] = _pct(xs, 0.95)
@@ -156,17 +161,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  request -> last frame   {e2e['wall_s']:8.2f} s")
         print(f"  generation (capture)    {e2e['generation_s']:8.2f} s")
         print(f"  lens                    {e2e['lens_s']:8.2f} s")
-        print(f"  transfer + overhead     {e2e['transfer_and_overhead_s']:8.2f} s")
+        print(f"  transfer + overhead     {e2e['transfer_and_overhead_s'] * 1000:8.0f} ms")
         print(f"  bytes sent              {e2e['bytes']:8d}  ({e2e['bytes'] / 1024:.0f} KiB)")
         scrub = _scrub(port, generate, args.moves)
         print(f"scrub latency in Chromium ({scrub['tokens']} tokens, {scrub['moves']} moves):")
         print(
-            f"  input handler (repaint)  median {scrub['handler_median_ms']:.2f} ms, "
-            f"p95 {scrub['handler_p95_ms']:.2f} ms"
+            f"  input -> text repainted  median {scrub['work_median_ms']:.2f} ms, "
+            f"p95 {scrub['work_p95_ms']:.2f} ms   (target < 16 ms)"
         )
         print(
             f"  input -> next frame      median {scrub['frame_median_ms']:.2f} ms, "
-            f"p95 {scrub['frame_p95_ms']:.2f} ms   (target < 16 ms)"
+            f"p95 {scrub['frame_p95_ms']:.2f} ms   (includes the wait for vsync)"
         )
     finally:
         server.should_exit = True

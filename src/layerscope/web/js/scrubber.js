@@ -18,6 +18,7 @@ export class Scrubber {
     this.trace = null;
     this.layer = 0;
     this.chips = [];
+    this.marks = [];
     this.shown = new Int32Array(0); // id currently displayed per chip (-2 = none)
     this.selected = new Set();
     this.hover = -1;
@@ -34,6 +35,7 @@ export class Scrubber {
     this.trace = trace;
     this.el.textContent = "";
     this.chips = [];
+    this.marks = [];
     this.shown = new Int32Array(0);
     this.syncTokens();
   }
@@ -47,9 +49,10 @@ export class Scrubber {
       chip.className = "tok" + (t >= tr.nPrompt ? " gen" : "") + (t === tr.nPrompt ? " first-gen" : "");
       chip.dataset.pos = t;
       chip.innerHTML = `<span class="in">${tokenHTML(this.text(tr.ids[t]))}</span>` +
-        '<span class="out none">…</span><span class="stripe"></span>';
+        '<span class="out none">…</span><span class="stripe"><i class="mk"></i></span>';
       chip.classList.toggle("sel", this.selected.has(t));
       this.chips.push(chip);
+      this.marks.push(chip.children[2].firstChild);
       frag.appendChild(chip);
     }
     this.el.appendChild(frag);
@@ -65,7 +68,8 @@ export class Scrubber {
     this.layer = layer;
     const tr = this.trace;
     if (!tr) return;
-    this.el.style.setProperty("--frac", ((layer + 0.5) / tr.nLayers).toFixed(4));
+    const left = `${(((layer + 0.5) / tr.nLayers) * 100).toFixed(2)}%`;
+    for (const mk of this.marks) mk.style.left = left;
     if (!tr.T || !tr.have[layer] || !tr.have[tr.last]) return;
     const T = Math.min(tr.T, this.chips.length);
     for (let t = 0; t < T; t++) {
