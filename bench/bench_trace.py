@@ -17,9 +17,10 @@ and KL(final ‖ layer). The peers compute exactly these statistics from the sam
 Every peer's top-1 is checked against layerscope's in every (layer, position) cell.
 
 Timing: all methods run in this one process, interleaved round by round after a warm-up round;
-the table shows medians (and minima). The machine's fp32 matmul throughput is measured here too,
-and layerscope's time is reported as a multiple of the FLOP floor
-(2 · params · T for the forward + (L+1) · T · d · V · 2 for the lens).
+the table shows medians (and minima). The machine's fp32 matmul throughput (one 4096x576 @
+576x49152 sgemm, the lens's own shape) is timed up front and once in every round, and layerscope's
+time is reported as a multiple of the FLOP floor (2 · params · T for the forward +
+(L+1) · T · d · V · 2 for the lens) at the best rate seen (and at the median rate).
 
 Memory: each method also runs in a child process of its own (model loaded, one warm-up run),
 which then resets its resident-set high-water mark (``/proc/self/clear_refs``) and reports the
@@ -231,27 +232,32 @@ def make_method(name: str, model: Any) -> Method:
     raise ValueError(name)
 
 
-def gemm_throughput(repeats: int) -> dict[str, float]:
-    """fp32 GFLOP/s of one big sgemm of the lens's shape (median and best of ``repeats``)."""
-    m, d, v = GEMM_SHAPE
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(m, d, generator=gen)
-    b = torch.randn(v, d, generator=gen)
-    out = torch.empty(m, v)
-    torch.mm(a, b.t(), out=out)  # warm-up
-    times = []
-    for _ in range(repeats):
+class Gemm:
+    """One big fp32 sgemm of the lens's own shape, timed once per round like the methods."""
+
+    def __init__(self) -> None:
+        m, d, v = GEMM_SHAPE
+        gen = torch.Generator().manual_seed(0)
+        self.a = torch.randn(m, d, generator=gen)
+        self.b = torch.randn(v, d, generator=gen)
+        self.out = torch.empty(m, v)
+        self.flops = 2.0 * m * d * v
+
+    def run(self) -> float:
         t0 = time.perf_counter()
-        torch.mm(a, b.t(), out=out)
-        times.append(time.perf_counter() - t0)
-    flops = 2.0 * m * d * v
-    return {
-        "shape": f"{m}x{d} @ {d}x{v}",
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "gflops_median": flops / statistics.median(times) / 1e9,
-        "gflops_best": flops / min(times) / 1e9,
-    }
+        torch.mm(self.a, self.b.t(), out=self.out)
+        return time.perf_counter() - t0
+
+    def summary(self, times: list[float]) -> dict[str, Any]:
+        m, d, v = GEMM_SHAPE
+        return {
+            "shape": f"{m}x{d} @ {d}x{v}",
+            "times_s": times,
+            "median_s": statistics.median(times),
+            "min_s": min(times),
+            "gflops_median": self.flops / statistics.median(times) / 1e9,
+            "gflops_best": self.flops / min(times) / 1e9,
+        }
 
 
 def disagreement_gaps(
@@ -359,7 +365,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             methods[name] = make_method(name, model)
         except Exception as exc:  # a peer that cannot be built is reported, not fatal
             skipped[name] = f"{type(exc).__name__}: {exc}"
-    gemm = gemm_throughput(args.gemm_repeats)
+    gemm = Gemm()
+    gemm.run()  # warm-up
+    gemm_times = [gemm.run() for _ in range(args.gemm_repeats)]
 
     # Warm-up round, which also gives the top-1 of every cell for the agreement check.
     top1 = {name: m.run(ids) for name, m in methods.items()}
@@ -368,6 +376,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             m.timings.clear()
     times: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(args.repeats):
+        gemm_times.append(gemm.run())  # the same conditions as this round's methods
         for name, m in methods.items():
             t0 = time.perf_counter()
             m.run(ids)
@@ -376,7 +385,11 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     ref_top1 = top1["layerscope"]
     gaps = disagreement_gaps(model, ids, ref_top1, top1)
     floor = flop_floor(model, len(ids))
-    floor_s = floor["total_gflop"] / gemm["gflops_median"]
+    g = gemm.summary(gemm_times)
+    # The floor is taken at the best sgemm rate seen (what the machine can do), the strict
+    # choice on a shared machine; the median rate is reported beside it.
+    floor_s = floor["total_gflop"] / g["gflops_best"]
+    floor_median_s = floor["total_gflop"] / g["gflops_median"]
     ref = top1["layerscope"]
     base = statistics.median(times["layerscope"])
     rows = []
@@ -389,6 +402,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "min_s": min(times[name]),
             "times_s": times[name],
             "x_flop_floor": med / floor_s,
+            "x_flop_floor_at_median_rate": med / floor_median_s,
             "vs_layerscope": med / base,
             "top1_agree_pct": 100.0 * float((top1[name] == ref).float().mean()),
             "top1_disagree_cells": int((top1[name] != ref).sum()),
@@ -416,8 +430,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "cpu": platform.processor() or platform.machine(),
         "loadavg_start": load_start,
         "loadavg_end": os.getloadavg(),
-        "gemm": gemm,
-        "flop_floor": {**floor, "seconds": floor_s},
+        "gemm": g,
+        "flop_floor": {**floor, "seconds": floor_s, "seconds_at_median_rate": floor_median_s},
         "rows": rows,
         "memory": memory,
         "skipped": skipped,
@@ -440,7 +454,10 @@ def verdicts(res: dict[str, Any]) -> list[str]:
             out.append(f"n/a   {name}: {res['skipped'][name]}")
     mult = ls["x_flop_floor"]
     ok = mult <= TARGET_FLOOR_MULTIPLE
-    out.append(f"{'MET ' if ok else 'MISS'}  {mult:.2f}x the FLOP floor (target <= 1.5x)")
+    out.append(
+        f"{'MET ' if ok else 'MISS'}  {mult:.2f}x the FLOP floor at the best sgemm rate "
+        f"(target <= 1.5x)"
+    )
     mem = res["memory"].get("layerscope", {})
     if "peak_rss_gb" in mem:
         ok = mem["peak_rss_gb"] < TARGET_PEAK_GB
@@ -459,12 +476,14 @@ def print_table(res: dict[str, Any]) -> None:
         f"{res['loadavg_start'][0]:.1f} -> {res['loadavg_end'][0]:.1f}"
     )
     print(
-        f"sgemm {g['shape']} fp32: {g['median_s']:.3f} s median -> "
-        f"{g['gflops_median']:.0f} GFLOP/s (best {g['gflops_best']:.0f})"
+        f"sgemm {g['shape']} fp32 ({len(g['times_s'])} runs): best {g['min_s']:.3f} s -> "
+        f"{g['gflops_best']:.0f} GFLOP/s; median {g['median_s']:.3f} s -> "
+        f"{g['gflops_median']:.0f} GFLOP/s"
     )
     print(
         f"FLOP floor: forward {f['forward_gflop']:.1f} + lens {f['lens_gflop']:.1f} = "
-        f"{f['total_gflop']:.1f} GFLOP -> {f['seconds']:.3f} s at the median sgemm rate"
+        f"{f['total_gflop']:.1f} GFLOP -> {f['seconds']:.3f} s at the best sgemm rate "
+        f"({f['seconds_at_median_rate']:.3f} s at the median rate)"
     )
     print(f"timings: median (min) of {res['repeats']} runs after a warm-up round\n")
     header = (
@@ -481,6 +500,11 @@ def print_table(res: dict[str, Any]) -> None:
             f"{r['x_flop_floor']:>8.2f} {r['vs_layerscope']:>13.2f} "
             f"{r['top1_agree_pct']:>11.2f}% {peak:>9}"
         )
+    ls = res["rows"][0]
+    print(
+        f"  layerscope median at the median sgemm rate: "
+        f"{ls['x_flop_floor_at_median_rate']:.2f}x the floor"
+    )
     for r in res["rows"]:
         if "forward_median_s" in r:
             print(
@@ -507,7 +531,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--gemm-repeats", type=int, default=5)
+    ap.add_argument("--gemm-repeats", type=int, default=3, help="extra sgemm runs up front")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated: " + ",".join(PEERS))
     ap.add_argument("--no-attention", action="store_true", help="skip the attention=True row")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-method memory runs")
