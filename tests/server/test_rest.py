@@ -26,6 +26,9 @@ def test_rest_rejects_bad_input(client):
     assert client.post("/api/trace", json={"prompt": ""}).status_code == 422
     r = client.post("/api/trace", json={"prompt": "word " * 400})
     assert r.status_code == 400 and "context" in r.json()["detail"]
+    r = client.post("/api/trace", json={"prompt": "   "})  # passes the schema, not the engine
+    assert r.status_code == 400 and "empty" in r.json()["detail"]
+    assert client.get("/api/health").json()["status"] == "ok"
 
 
 def test_page_and_protocol_schema(client):

@@ -11,21 +11,18 @@ layer, i.e. what the first k blocks alone would write.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from layerscope.engine.capture import capture
-from layerscope.engine.lens import LayerCallback, compute_lens
-from layerscope.engine.trace import Trace
+from layerscope.engine.capture import Edit
+from layerscope.engine.lens import LayerCallback
+from layerscope.engine.trace import Trace, run_trace
 from layerscope.errors import InputError
 from layerscope.models.base import LensModel
-
-Edit = Callable[[str, int, torch.Tensor], torch.Tensor | None]
 
 
 @dataclass(frozen=True)
@@ -213,28 +210,13 @@ def patched_trace(
     on_layer: LayerCallback | None = None,
 ) -> Trace:
     """The corrupted prompt traced with one cell of ``sweep`` patched, ready for the scrubber."""
-    t0 = time.perf_counter()
-    cap = capture(model, sweep.corrupted_ids, edit=patch_edit(sweep, layer, position))
-    t1 = time.perf_counter()
-    lens = compute_lens(model, cap.resid, cap.ids, k=lens_top_k, on_layer=on_layer)
-    t2 = time.perf_counter()
-    seen = set(cap.ids) | set(np.unique(lens.top_ids).tolist())
-    tok = model.tokenizer
-    return Trace(
-        model_name=model.info.name,
-        ids=cap.ids,
-        n_prompt=len(cap.ids),
-        layers=[f"h_{i}" for i in range(model.info.n_layers + 1)],
-        lens=lens,
-        token_text={i: tok.token_text(i) for i in sorted(seen)},
-        settings={
-            "patched": [layer, position],
-            "answer_id": sweep.answer_id,
-            "lens_top_k": lens_top_k,
-        },
-        timings={"forward": t1 - t0, "lens": t2 - t1, "total": t2 - t0},
-        capture=cap,
-        model=model,
+    return run_trace(
+        model,
+        ids=sweep.corrupted_ids,
+        lens_top_k=lens_top_k,
+        edit=patch_edit(sweep, layer, position),
+        extra_settings={"patched": [layer, position], "answer_id": sweep.answer_id},
+        on_layer=on_layer,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from layerscope.engine.capture import Capture, capture
+from layerscope.engine.capture import Capture, Edit, capture
 from layerscope.engine.lens import LayerCallback, Lens, compute_lens, layer_logits
 from layerscope.engine.sampling import make_sampler
 from layerscope.errors import InputError
@@ -150,10 +150,16 @@ def run_trace(
     lens_top_k: int = 10,
     attention: bool = True,
     keep_capture: bool = True,
+    edit: Edit | None = None,
+    extra_settings: dict[str, Any] | None = None,
     on_token: TokenCallback | None = None,
     on_layer: LayerCallback | None = None,
 ) -> Trace:
-    """Capture ``prompt`` (or raw ``ids``), generate ``generate`` tokens, and read every layer."""
+    """Capture ``prompt`` (or raw ``ids``), generate ``generate`` tokens, and read every layer.
+
+    ``edit`` intervenes on the pass (see :mod:`layerscope.engine.capture`); ``extra_settings`` are
+    recorded in the trace's settings (e.g. which cell an intervention patched).
+    """
     t0 = time.perf_counter()
     if generate < 0:
         raise InputError("the number of tokens to generate must be >= 0")
@@ -179,6 +185,7 @@ def run_trace(
         model,
         tokens,
         attention=attention,
+        edit=edit,
         generate=generate,
         sampler=sampler,
         stop_ids=tok.stop_ids,
@@ -199,6 +206,7 @@ def run_trace(
         "lens_top_k": lens_top_k,
         "attention": attention,
         "raw_ids": ids is not None,
+        **(extra_settings or {}),
     }
     t4 = time.perf_counter()
     return Trace(

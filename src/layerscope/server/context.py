@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from layerscope.engine.trace import prompt_ids
 from layerscope.models.base import LensModel
 from layerscope.server.store import TraceStore
 from layerscope.server.worker import ModelWorker
@@ -16,8 +17,5 @@ class ServerContext:
     store: TraceStore = field(default_factory=TraceStore)
 
     def encode(self, prompt: str, chat: bool) -> list[int]:
-        """Prompt ids exactly as a trace with these settings will see them."""
-        tok = self.model.tokenizer
-        if chat:
-            return tok.encode_chat([{"role": "user", "content": prompt}])
-        return tok.encode(prompt)
+        """Prompt ids exactly as a trace with these settings will see them (InputError if empty)."""
+        return prompt_ids(self.model, prompt, None, chat)

@@ -51,7 +51,10 @@ class TraceBody(S.TraceRequest):
 async def trace(body: TraceBody, request: Request) -> dict[str, Any]:
     """Run a trace and return it whole (the ``Trace.to_dict`` schema plus ``trace_id``)."""
     ctx = _ctx(request)
-    ids = ctx.encode(body.prompt, body.chat)
+    try:
+        ids = ctx.encode(body.prompt, body.chat)
+    except LayerscopeError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
 
     def job() -> Trace:
         return run_trace(
