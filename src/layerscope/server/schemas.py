@@ -3,7 +3,7 @@
 Frames are JSON objects with a ``type``; a client request carries a ``req`` number that every
 frame answering it echoes. Token ids travel as integers: the text of each id is sent once per
 connection in a ``vocab`` delta ({str(id): text}) on the first frame that mentions it.
-See PROTOCOL.md beside this file for the prose version.
+The README's protocol section is the prose version.
 """
 
 from __future__ import annotations
