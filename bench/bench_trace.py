@@ -55,6 +55,7 @@ try:
 except ImportError:  # running from a checkout without an install
     sys.path.insert(0, str(ROOT / "src"))
     import layerscope
+from layerscope.engine import fused  # noqa: E402  (after the path fallback)
 
 TEXT = (
     "The logit lens reads the residual stream of a transformer after every layer through the "
@@ -117,16 +118,26 @@ class Method:
 
 
 class LayerscopeMethod(Method):
-    def __init__(self, model: Any, attention: bool) -> None:
+    def __init__(self, model: Any, attention: bool, compiled: bool = False) -> None:
         self.model = model
         self.attention = attention
-        self.label = f"layerscope (attention={attention})"
+        self.compiled = compiled
+        kind = "compiled fused lens, as served" if compiled else f"attention={attention}"
+        self.label = f"layerscope ({kind})"
         self.timings: list[dict[str, float]] = []
+        if compiled and not fused.enable():
+            raise RuntimeError("the fused lens kernel could not be compiled")
+        fused.disable()
 
     def run(self, ids: list[int]) -> torch.Tensor:
-        trace = self.model.trace(
-            ids=ids, lens_top_k=K, attention=self.attention, keep_capture=False
-        )
+        if self.compiled:
+            fused.enable()  # instant once built; the other rows run eager
+        try:
+            trace = self.model.trace(
+                ids=ids, lens_top_k=K, attention=self.attention, keep_capture=False
+            )
+        finally:
+            fused.disable()
         self.timings.append(dict(trace.timings))
         return torch.from_numpy(trace.lens.top_ids[:, :, 0].astype("int64"))
 
@@ -221,6 +232,8 @@ def make_method(name: str, model: Any) -> Method:
         return LayerscopeMethod(model, attention=False)
     if name == "layerscope_attn":
         return LayerscopeMethod(load_model(), attention=True)
+    if name == "layerscope_compiled":
+        return LayerscopeMethod(model, attention=False, compiled=True)
     hf = copy.deepcopy(model.hf).eval()
     tok = model.tokenizer._tok
     if name == "hf":
@@ -356,7 +369,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     ids = bench_ids(model, args.tokens)
     wanted = [p for p in args.peers.split(",") if p]
     peers, skipped = available_peers(wanted)
-    names = ["layerscope", *peers]
+    names = ["layerscope", "layerscope_compiled", *peers]
     if not args.no_attention:
         names.insert(1, "layerscope_attn")
     methods: dict[str, Method] = {}
@@ -440,7 +453,16 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def verdicts(res: dict[str, Any]) -> list[str]:
     rows = {r["method"]: r for r in res["rows"]}
-    ls = rows["layerscope"]
+    out = []
+    for variant in ("layerscope", "layerscope_compiled"):
+        if variant in rows:
+            out.append(f"{rows[variant]['label']}:")
+            out += ["  " + line for line in _verdicts(res, rows, variant)]
+    return out
+
+
+def _verdicts(res: dict[str, Any], rows: dict[str, Any], variant: str) -> list[str]:
+    ls = rows[variant]
     out = []
     for name in PEERS:
         if name in rows:
@@ -458,7 +480,7 @@ def verdicts(res: dict[str, Any]) -> list[str]:
         f"{'MET ' if ok else 'MISS'}  {mult:.2f}x the FLOP floor at the best sgemm rate "
         f"(target <= 1.5x)"
     )
-    mem = res["memory"].get("layerscope", {})
+    mem = res["memory"].get(variant, {})
     if "peak_rss_gb" in mem:
         ok = mem["peak_rss_gb"] < TARGET_PEAK_GB
         out.append(

@@ -41,6 +41,11 @@ def _build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--lens-k", type=int, default=10, help="lens predictions kept per cell")
     trace.add_argument("--ids", default=None, help="trace raw token ids, e.g. 1,2,3 (no BOS)")
     trace.add_argument("--json", action="store_true", help="print one JSON object")
+    trace.add_argument(
+        "--compiled",
+        action="store_true",
+        help="compile the fused CPU lens kernel first (pays off for long traces)",
+    )
 
     sub.add_parser("models", help="list the models that can be loaded here")
 
@@ -62,6 +67,10 @@ def _cmd_trace(args: argparse.Namespace) -> int:
     if ids is None and (args.text is None or not args.text.strip()):
         raise InputError("the prompt is empty: give a prompt, or --ids")
     model = load(args.model, device=args.device, step=args.step)
+    if args.compiled:
+        from layerscope.engine import fused
+
+        fused.enable()
     trace = model.trace(
         args.text,
         ids=ids,

@@ -10,7 +10,7 @@ import pytest
 from layerscope.server import jobs
 from layerscope.server import schemas as S
 
-# The wire contract: frame type -> field names. Changing one is a protocol change (PROTOCOL.md).
+# The wire contract: frame type -> field names. Changing one is a protocol change (README).
 FIELDS = {
     "hello": {"type", "session", "model", "max_generate"},
     "start": {"type", "req", "n_layers", "layers", "tokens", "n_prompt", "vocab", "patched"},

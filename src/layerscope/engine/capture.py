@@ -200,7 +200,7 @@ def capture(
     pick = sampler or (lambda logits: int(torch.argmax(logits)))
     with torch.inference_mode(), recorder.installed():
         x = torch.tensor([ids], dtype=torch.long, device=model.device)
-        out = model.forward(x, output_attentions=attention)
+        out = model.forward(x, output_attentions=attention, last_logits_only=True)
         for _ in range(generate):
             if attention:
                 attn_steps.append(out.attentions)
@@ -209,7 +209,9 @@ def capture(
             if on_token is not None:
                 on_token(len(ids) - 1, next_id)
             x = torch.tensor([[next_id]], dtype=torch.long, device=model.device)
-            out = model.forward(x, past=out.past, output_attentions=attention)
+            out = model.forward(
+                x, past=out.past, output_attentions=attention, last_logits_only=True
+            )
             if next_id in stop_ids:
                 break
         if attention:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from layerscope.engine import fused
 from layerscope.models.base import LensModel
 
 LayerCallback = Callable[[int, dict[str, np.ndarray]], None]
@@ -163,22 +164,8 @@ class _Reducer:
         next token (clamped to >= 0). Returns exp(z - max) [r, V], valid until the next call.
         """
         n_rows = hi - lo
-        if self.softcap:
-            z.div_(self.softcap).tanh_().mul_(self.softcap)
-        vals = raw.top_vals[lo:hi]
-        if self.two_stage:
-            # Each of the k largest logits is >= the k-th largest block maximum, so it lies in
-            # one of the k blocks with the largest maxima: an exact top-k over those suffices.
-            width = self.block
-            blocks = raw.top_blocks[lo:hi]
-            torch.topk(zb.amax(dim=2), self.k, dim=1, sorted=False, out=(z.new_empty(0), blocks))
-            cand = zb.gather(1, blocks[:, :, None].expand(n_rows, self.k, width))
-            torch.topk(cand.view(n_rows, -1), self.k, dim=1, out=(vals, raw.top_pos[lo:hi]))
-        else:
-            torch.topk(z, self.k, dim=1, out=(vals, raw.top_pos[lo:hi]))
+        vals, z_tok = self._top_k(raw, lo, hi, z, zb, tok_idx)
         m = vals[:, :1]
-        z_tok = raw.z_tok[lo:hi]
-        torch.gather(z, 1, tok_idx, out=z_tok)
         if not count_final:
             z_tok[:, :1] = m
         # A logit greater than one that is >= the k-th largest is itself among the top k: count
@@ -198,6 +185,48 @@ class _Reducer:
             torch.sum(p_final * s, dim=1, out=raw.pf_dot[lo:hi])
         torch.sum(s.mul_(e), dim=1, out=raw.e_dot_s[lo:hi])
         return e
+
+    def _top_k(
+        self, raw: _Raw, lo: int, hi: int, z: torch.Tensor, zb: torch.Tensor, tok_idx: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softcap ``z`` in place, fill the top-k and the two token logits of rows lo:hi."""
+        n_rows = hi - lo
+        if self.softcap:
+            z.div_(self.softcap).tanh_().mul_(self.softcap)
+        vals = raw.top_vals[lo:hi]
+        if self.two_stage:
+            # Each of the k largest logits is >= the k-th largest block maximum, so it lies in
+            # one of the k blocks with the largest maxima: an exact top-k over those suffices.
+            width = self.block
+            blocks = raw.top_blocks[lo:hi]
+            torch.topk(zb.amax(dim=2), self.k, dim=1, sorted=False, out=(z.new_empty(0), blocks))
+            cand = zb.gather(1, blocks[:, :, None].expand(n_rows, self.k, width))
+            torch.topk(cand.view(n_rows, -1), self.k, dim=1, out=(vals, raw.top_pos[lo:hi]))
+        else:
+            torch.topk(z, self.k, dim=1, out=(vals, raw.top_pos[lo:hi]))
+        z_tok = raw.z_tok[lo:hi]
+        torch.gather(z, 1, tok_idx, out=z_tok)
+        return vals, z_tok
+
+    def reduce_fused(
+        self,
+        raw: _Raw,
+        lo: int,
+        hi: int,
+        z: torch.Tensor,
+        zb: torch.Tensor,
+        tok_idx: torch.Tensor,
+        p_final: torch.Tensor | None = None,
+    ) -> None:
+        """Like :meth:`reduce` for non-final rows, with every vocabulary sum in one fused pass."""
+        vals, z_tok = self._top_k(raw, lo, hi, z, zb, tok_idx)
+        sums = fused.row_sums(z, vals[:, :1], z_tok, p_final)
+        raw.total[lo:hi] = sums[0]
+        raw.e_dot_s[lo:hi] = sums[1]
+        raw.count[lo:hi, 0] = sums[2]
+        raw.count[lo:hi, 1] = sums[3]
+        if p_final is not None:
+            raw.pf_dot[lo:hi] = sums[4]
 
     def stats(self, raw: _Raw, lo: int, hi: int, has_next: torch.Tensor) -> dict[str, torch.Tensor]:
         """Lens statistics of rows lo:hi from their raw sums (plus ``lse``)."""
@@ -319,9 +348,20 @@ def compute_lens(
         raw = _Raw(n_rows, k, dev)
         results: dict[str, list[torch.Tensor]] = {}
         emitted = 0
+        use_fused = fused.active(dev)
         for start, stop in _chunks(n_rows, chunk_rows):
             z_chunk = unembed(flat[start:stop])
-            for lo, hi in _chunks(stop - start, sub_rows):
+            if use_fused:  # the whole chunk in one fused pass
+                reducer.reduce_fused(
+                    raw,
+                    start,
+                    stop,
+                    z_chunk,
+                    unembed.blocks(0, stop - start),
+                    tok_idx[start:stop],
+                    None if p_final is None else p_final[pos[start:stop]],
+                )
+            for lo, hi in _chunks(0 if use_fused else stop - start, sub_rows):
                 rows = slice(start + lo, start + hi)
                 reducer.reduce(
                     raw,

@@ -66,7 +66,7 @@ class Tokenizer(ABC):
 class ForwardOutput:
     """What one adapter forward step returns."""
 
-    logits: torch.Tensor  # [B, T_new, V], softcap applied: identical to the model's own logits
+    logits: torch.Tensor  # [B, T_new or 1, V], softcap applied: identical to the model's logits
     attentions: list[torch.Tensor] | None  # per layer [B, H, T_new, T_total] probabilities
     past: Any  # opaque KV cache to pass to the next step
 
@@ -139,8 +139,13 @@ class LensModel(ABC):
         *,
         past: Any = None,
         output_attentions: bool = False,
+        last_logits_only: bool = False,
     ) -> ForwardOutput:
-        """Run ids [B, T_new] (continuing ``past`` if given): logits, attentions, cache."""
+        """Run ids [B, T_new] (continuing ``past`` if given): logits, attentions, cache.
+
+        With ``last_logits_only`` the logits are those of the last position only ([B, 1, V]):
+        the capture needs nothing else, and the lens unembeds every layer itself.
+        """
 
     def trace(self, prompt: str | None = None, **kwargs: Any) -> Any:
         """Capture ``prompt`` and read every layer (:func:`layerscope.engine.trace.run_trace`)."""

@@ -179,7 +179,12 @@ class HFLensModel(LensModel):
         self._attn_impl = impl
 
     def forward(
-        self, ids: torch.Tensor, *, past: Any = None, output_attentions: bool = False
+        self,
+        ids: torch.Tensor,
+        *,
+        past: Any = None,
+        output_attentions: bool = False,
+        last_logits_only: bool = False,
     ) -> ForwardOutput:
         self._set_attention("eager" if output_attentions else self._default_attn)
         if past is None:
@@ -192,6 +197,7 @@ class HFLensModel(LensModel):
                 past_key_values=past,
                 use_cache=True,
                 output_attentions=output_attentions,
+                logits_to_keep=1 if last_logits_only else 0,
                 return_dict=True,
             )
         attn = list(out.attentions) if output_attentions and out.attentions else None

@@ -24,6 +24,11 @@ def serve(model_name: str | None = None, host: str = "127.0.0.1", port: int = 80
     from layerscope.models.catalog import load
 
     model = load(model_name)
+    if model.device.type == "cpu":
+        from layerscope.engine import fused
+
+        print("layerscope: compiling the fused lens kernel (seconds; cached on disk)", flush=True)
+        fused.enable()
     app = create_app(model)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     print(f"layerscope: serving {model.info.name} at http://{shown}:{port}/", flush=True)

@@ -84,9 +84,12 @@ class NanochatLM(LensModel):
         *,
         past: Any = None,
         output_attentions: bool = False,
+        last_logits_only: bool = False,
     ) -> ForwardOutput:
         ids = ids.to(self.device)
         x, step = self.module.run_blocks(ids, past, output_attentions)
+        if last_logits_only:
+            x = x[:, -1:]
         logits = self.unembed(self.final_norm(x))
         return ForwardOutput(
             logits=logits,

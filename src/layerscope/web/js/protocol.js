@@ -1,4 +1,4 @@
-// WebSocket client for layerscope's protocol (see server/PROTOCOL.md): requests carry a `req`
+// WebSocket client for layerscope's protocol (see the README's protocol section): requests carry a `req`
 // number, every answering frame echoes it; `vocab` deltas fill one shared token table.
 
 const TERMINAL = new Set(["done", "error", "heads", "cell", "pca", "patch", "early_exit"]);
