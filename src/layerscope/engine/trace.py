@@ -137,6 +137,16 @@ def prompt_ids(
     return model.tokenizer.encode(prompt)
 
 
+def check_length(model: LensModel, n_prompt: int, generate: int) -> None:
+    """A clear error when the prompt plus the tokens to generate exceed the model's context."""
+    limit = model.info.context_length
+    if n_prompt + generate > limit:
+        raise InputError(
+            f"{n_prompt} prompt tokens + {generate} to generate exceed the model's context "
+            f"of {limit} tokens"
+        )
+
+
 def run_trace(
     model: LensModel,
     prompt: str | None = None,
@@ -166,12 +176,7 @@ def run_trace(
     if lens_top_k < 1:
         raise InputError("lens top-k must be >= 1")
     tokens = prompt_ids(model, prompt, ids, chat)
-    limit = model.info.context_length
-    if len(tokens) + generate > limit:
-        raise InputError(
-            f"{len(tokens)} prompt tokens + {generate} to generate exceed the model's context "
-            f"of {limit} tokens"
-        )
+    check_length(model, len(tokens), generate)
     sampler = make_sampler(temperature, top_k, seed, model.device)
     tok = model.tokenizer
     t1 = time.perf_counter()

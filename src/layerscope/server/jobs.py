@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from layerscope.engine import analysis, patching
-from layerscope.engine.trace import Trace, run_trace
+from layerscope.engine.trace import Trace, check_length, run_trace
 from layerscope.errors import InputError
 from layerscope.server import schemas as S
 from layerscope.server.frames import layer_frame
@@ -64,12 +64,7 @@ def stream_trace(
     ids = conn.ctx.encode(msg.prompt, msg.chat)
     if not ids:
         raise InputError("the prompt encodes to no tokens")
-    limit = model.info.context_length
-    if len(ids) + msg.generate > limit:
-        raise InputError(
-            f"{len(ids)} prompt tokens + {msg.generate} to generate exceed the model's context "
-            f"of {limit} tokens"
-        )
+    check_length(model, len(ids), msg.generate)
     start(ids)
     return run_trace(
         model,
