@@ -1,4 +1,6 @@
 """Browser tests: a real server on the real default model, driven by Debian's Chromium."""
+# Module scope on purpose: Playwright's sync API keeps an event loop running while it is open,
+# which would break every later test that calls asyncio.run().
 
 from __future__ import annotations
 
@@ -16,14 +18,14 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed before other test files run
 def real_model():
     import layerscope
 
     return layerscope.load(None, device="cpu")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed before other test files run
 def live_server(real_model):
     from layerscope.server.app import missing_vendor_files
 
@@ -33,7 +35,7 @@ def live_server(real_model):
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed before other test files run
 def browser():
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
