@@ -83,6 +83,7 @@ def test_trace_stream_order_and_content(client, tiny):
     with client.websocket_connect("/ws") as ws:
         hello = ws.receive_json()
         assert set(hello) == FIELDS["hello"] and hello["model"]["n_layers"] == n_layers
+        assert hello["model"]["n_blocks"] == n_layers - 1
         ws.send_json(
             {"type": "trace", "req": 7, "prompt": "Hello world", "generate": 3, "lens_top_k": 4}
         )

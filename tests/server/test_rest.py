@@ -8,6 +8,7 @@ def test_health_and_models(client, tiny):
     assert h["status"] == "ok" and h["model"] == tiny.info.name and h["busy"] is False
     m = client.get("/api/models").json()
     assert m["loaded"]["n_layers"] == tiny.info.n_layers + 1
+    assert m["loaded"]["n_blocks"] == tiny.info.n_layers
     assert "smollm2-135m" in m["available"]
 
 

@@ -35,6 +35,7 @@ def model_summary(model: LensModel) -> S.ModelSummary:
         name=i.name,
         family=i.family,
         n_layers=i.n_layers + 1,
+        n_blocks=i.n_layers,
         n_heads=i.n_heads,
         d_model=i.d_model,
         vocab_size=i.vocab_size,

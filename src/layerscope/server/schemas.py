@@ -124,6 +124,7 @@ class ModelSummary(_Frame):
     name: str
     family: str
     n_layers: int  # lens layers: blocks + 1
+    n_blocks: int  # transformer blocks
     n_heads: int
     d_model: int
     vocab_size: int

@@ -68,7 +68,7 @@ Alpine.data("app", () => ({
 
   get modelLine() {
     const m = this.model;
-    return m ? `${m.name} · ${m.n_layers - 1} blocks · ${m.n_heads} heads · ${m.family}` : "";
+    return m ? `${m.name} · ${m.n_blocks} blocks · ${m.n_heads} heads · ${m.family}` : "";
   },
   get connLabel() {
     return { connecting: "connecting…", open: this.running ? "working" : "ready",
