@@ -22,7 +22,6 @@ import torch
 from layerscope.models.base import LensModel
 
 Edit = Callable[[str, int, torch.Tensor], torch.Tensor | None]
-HOOK_POINTS = ("resid_pre", "head_out", "mlp_out", "resid_post")
 
 
 @dataclass
@@ -172,7 +171,7 @@ def _assemble_attention(steps: Sequence[list[torch.Tensor]], total: int) -> torc
     return out
 
 
-TokenCallback = Callable[[int, int], None]
+PositionCallback = Callable[[int, int], None]  # (position, token id)
 Sampler = Callable[[torch.Tensor], int]
 
 
@@ -185,7 +184,7 @@ def capture(
     generate: int = 0,
     sampler: Sampler | None = None,
     stop_ids: frozenset[int] = frozenset(),
-    on_token: TokenCallback | None = None,
+    on_token: PositionCallback | None = None,
 ) -> Capture:
     """Run ``ids`` through ``model`` once, then generate up to ``generate`` tokens (KV cache).
 
