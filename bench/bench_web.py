@@ -88,7 +88,8 @@ async def _end_to_end(port: int, generate: int) -> dict:
     from websockets.asyncio.client import connect
 
     async with connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
-        await ws.recv()  # hello
+        hello = json.loads(await ws.recv())
+        terminal = {"error", *hello["requests"]["trace"]["terminal"]}
         t0 = time.perf_counter()
         await ws.send(
             json.dumps({"type": "trace", "req": 1, "prompt": PROMPT, "generate": generate})
@@ -100,7 +101,7 @@ async def _end_to_end(port: int, generate: int) -> dict:
             f = json.loads(raw)
             if f["type"] == "layer" and first_layer is None:
                 first_layer = time.perf_counter() - t0
-            if f["type"] in ("done", "error"):
+            if f["type"] in terminal:
                 break
         wall = time.perf_counter() - t0
     if f["type"] == "error":
@@ -129,8 +130,8 @@ def _scrub(port: int, generate: int, moves: int) -> dict:
         page.fill("#prompt", PROMPT)
         page.fill("input[x-model\\.number='generate']", str(generate))
         page.click("#run")
-        page.wait_for_function("window.layerscope?.state.trace?.complete", timeout=600_000)
-        n_tokens = page.evaluate("window.layerscope.state.trace.T")
+        page.wait_for_function("window.layerscope?.store.current?.complete", timeout=600_000)
+        n_tokens = page.evaluate("window.layerscope.store.current.T")
         page.wait_for_timeout(500)
         res = page.evaluate(SCRUB_JS, [moves, 12345])
         browser.close()

@@ -89,9 +89,13 @@ class Page:
         if urlparse(ws.url).hostname not in LOCAL_HOSTS:
             self.foreign.append(ws.url)
 
-    def shot(self, name: str, full_page: bool = False) -> Path:
+    def shot(self, name: str, full_page: bool = False, element: str | None = None) -> Path:
+        """Save a screenshot: the viewport, the whole page, or one element (a CSS selector)."""
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{name}.png"
+        if element:
+            self.page.locator(element).screenshot(path=str(path))
+            return path
         if full_page:  # sticky header: shoot from the top so it sits where a person sees it
             self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(path), full_page=full_page)

@@ -6,7 +6,8 @@ import pytest
 from harness import Page
 
 PROMPT = "The capital of France is"
-COMPLETE = "window.layerscope && window.layerscope.state.trace?.complete"
+COMPLETE = "window.layerscope && window.layerscope.store.current?.complete"
+TRACE = "window.layerscope.store.current"
 
 
 def run_prompt(p: Page, url: str, prompt: str = PROMPT, generate: int = 6) -> None:
@@ -21,7 +22,11 @@ def run_prompt(p: Page, url: str, prompt: str = PROMPT, generate: int = 6) -> No
 
 
 def layer_shown(p: Page) -> int:
-    return int(p.page.inner_text("#layer-num"))
+    """The layer the readout names; the slider's thumb must sit at that layer too."""
+    shown = int(p.page.inner_text("#layer-num"))
+    value, top = p.page.eval_on_selector("#layer-slider", "el => [+el.value, +el.max]")
+    assert (value, top) == (shown, p.page.evaluate(f"{TRACE}.nLayers") - 1)
+    return shown
 
 
 def outs(p: Page) -> list[tuple[str, str]]:
@@ -50,10 +55,10 @@ def click_plot_cell(p: Page, plot: str, row: int, col: int) -> None:
 def test_trace_scrub_hover_and_heatmap(page: Page, live_server):
     pg = page.page
     run_prompt(page, live_server.url)
-    n_layers = pg.evaluate("window.layerscope.state.trace.nLayers")
+    n_layers = pg.evaluate(f"{TRACE}.nLayers")
     assert layer_shown(page) == n_layers - 1
     final = outs(page)
-    n_prompt = pg.evaluate("window.layerscope.state.trace.nPrompt")
+    n_prompt = pg.evaluate(f"{TRACE}.nPrompt")
     assert final[n_prompt - 1][0] == "·Paris"  # spaces shown as faint dots
     assert all("same" in cls for _, cls in final)
     assert pg.locator(".tok.gen").count() >= 1
@@ -93,6 +98,7 @@ def test_trace_scrub_hover_and_heatmap(page: Page, live_server):
     pg.mouse.move(0, 0)
     click_plot_cell(page, "#heatmap", row=20, col=1)
     pg.wait_for_function("document.querySelector('#layer-num').textContent === '20'")
+    assert layer_shown(page) == 20
     assert pg.locator(".tok.sel").get_attribute("data-pos") == "1"
     pg.select_option("#metric", "final_rank")
     pg.wait_for_timeout(300)
@@ -137,13 +143,19 @@ def test_patching_and_opening_a_patched_run(page: Page, live_server):
     # patching the differing token (position 3) at layer 0 restores the clean answer
     click_plot_cell(page, "#patch", row=0, col=3)
     pg.wait_for_selector(".banner", state="visible")
-    pg.wait_for_function(COMPLETE + " && window.layerscope.state.trace.patched")
-    assert "layer 0 at position 3" in pg.inner_text(".banner")
+    pg.wait_for_function(COMPLETE + " && window.layerscope.store.variant")
+    banner = pg.inner_text(".banner")
+    assert "layer 0 at position 3" in banner and "·France in place of ·Italy" in banner
+    assert layer_shown(page) == pg.evaluate(f"{TRACE}.nLayers") - 1
     final = outs(page)
     assert final[-1][0] == "·Paris"
     page.shot("07-patched-run")
+    pg.evaluate("window.layerscope.setLayer(7)")
     pg.click(".banner button")
     pg.wait_for_selector(".banner", state="hidden")
+    assert not pg.evaluate("window.layerscope.store.variant")
+    assert layer_shown(page) == 7
+    assert pg.inner_text(".tok[data-pos='3'] .in") == "·France"
     assert not page.errors, page.errors
 
 
@@ -154,7 +166,7 @@ def test_early_exit(page: Page, live_server):
     pg.fill("#early-layer", "12")
     pg.click("#early-run")
     pg.wait_for_selector("#early-text", timeout=120_000)
-    assert "First 12 of 30 layers" in pg.inner_text("#early")
+    assert "First 12 of 30 blocks" in pg.inner_text("#early")
     page.shot("08-early-exit", full_page=True)
     assert not page.errors, page.errors
 
@@ -170,7 +182,7 @@ def test_bad_input_shows_an_error_and_the_server_stays_healthy(page: Page, live_
     pg.fill(gen, "-5")
     pg.click("#run")  # the browser refuses the form: the field is marked invalid
     assert pg.eval_on_selector(gen, "el => el.matches(':invalid')")
-    assert pg.evaluate("window.layerscope.state.trace") is None
+    assert pg.evaluate(TRACE) is None
     pg.fill(gen, "0")
     pg.click("#run")
     pg.wait_for_function(COMPLETE, timeout=60_000)
@@ -183,6 +195,38 @@ def test_bad_input_shows_an_error_and_the_server_stays_healthy(page: Page, live_
     assert "same number of tokens" in err.inner_text()
     page.shot("09-error")
     assert pg.evaluate("fetch('/api/health').then(r => r.json())")["status"] == "ok"
+
+
+VIEWS = ["heatmap", "heads", "trajectory", "patching", "early"]
+
+
+@pytest.mark.parametrize("width", [1280, 768])
+def test_every_view_opens_with_its_description(browser, live_server, width):
+    p = Page(browser, width=width, height=900)
+    pg = p.page
+    try:
+        run_prompt(p, live_server.url)
+        assert pg.eval_on_selector_all(".tab", "els => els.map(e => e.id.slice(4))") == VIEWS
+        for view in VIEWS:
+            pg.click(f"#tab-{view}")
+            panel = pg.locator(f"#view-{view}")
+            panel.wait_for(state="visible")
+            assert pg.locator(".view:visible").count() == 1
+            assert pg.get_attribute(f"#tab-{view}", "aria-selected") == "true"
+            desc = panel.locator(".view-desc").inner_text()
+            assert 40 < len(desc) < 220 and "\n" not in desc, desc  # one plain line
+            pg.wait_for_function(  # its answer has arrived (no "Computing…" left)
+                f"!document.querySelector('#view-{view} .placeholder:not([hidden])')",
+                timeout=60_000,
+            )
+            pg.wait_for_timeout(300)
+            assert pg.evaluate("document.documentElement.scrollWidth") <= width
+            p.shot(f"11-view-{view}-{width}", element=".views-card")
+        assert layer_shown(p) == pg.evaluate(f"{TRACE}.nLayers") - 1
+        assert not p.errors, p.errors
+        assert not p.foreign
+    finally:
+        p.close()
 
 
 @pytest.mark.parametrize("width", [768])

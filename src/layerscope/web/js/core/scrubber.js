@@ -70,7 +70,7 @@ export class Scrubber {
     if (!tr) return;
     const left = `${(((layer + 0.5) / tr.nLayers) * 100).toFixed(2)}%`;
     for (const mk of this.marks) mk.style.left = left;
-    if (!tr.T || !tr.have[layer] || !tr.have[tr.last]) return;
+    if (!tr.ready(layer)) return;
     const T = Math.min(tr.T, this.chips.length);
     for (let t = 0; t < T; t++) {
       const id = tr.top(layer, t);
@@ -100,7 +100,7 @@ export class Scrubber {
     for (let t = 0; t < Math.min(tr.T, this.chips.length); t++) {
       const stops = [];
       for (let l = 0; l < L; l++) {
-        const c = tr.have[l] ? rampColor(rankConfidence(tr.at("finalRank", l, t))) : "#eceef2";
+        const c = tr.have[l] ? rampColor(rankConfidence(tr.at("final_rank", l, t))) : "#eceef2";
         stops.push(`${c} ${(l * w).toFixed(2)}% ${((l + 1) * w).toFixed(2)}%`);
       }
       this.chips[t].children[2].style.background = `linear-gradient(to right, ${stops.join(",")})`;
@@ -154,7 +154,7 @@ export class Scrubber {
       }
       if (tr.have[tr.last]) {
         const fin = tr.top(tr.last, t);
-        const rank = tr.at("finalRank", l, t);
+        const rank = tr.at("final_rank", l, t);
         html += `<div class="sec"><span class="final">final: ${name(fin)} ` +
           `${pct(tr.topP(tr.last, t))}</span> · rank here ${rank}` +
           `<br>locks in at layer ${tr.lockInAt(t)}</div>`;

@@ -1,0 +1,66 @@
+// The view contract, and what every view shares. A view module (js/views/*.js) default-exports an
+// object with:
+//   id, label         tab id and name
+//   description       one plain line for a student: what this view shows
+//   markup            HTML for its tab panel (injected by main.js under the description)
+//   mount(root, ctx)  once, after the markup is in the page
+//   onTrace(trace, ctx)       the trace on screen changed or finished streaming (trace.complete)
+//   onLayer(layer, ctx)       the scrubber moved
+//   onSelect(positions, ctx)  the selected positions changed
+//   show() / hide()           the tab opened or closed
+// Only the open view hears events; when a view opens it gets onTrace with the trace on screen, so
+// it must draw everything from (trace, ctx.layer, ctx.selected). `ctx` is the page's context: client,
+// store, trace, layer, selected, text(id), setLayer(l), select(positions), query(msg), run(request),
+// error(err) — see main.js.
+
+export class View {
+  mount(root) {
+    this.root = root;
+    this.visible = false;
+    this.seq = 0;
+  }
+
+  $(selector) { return this.root.querySelector(selector); }
+
+  show() { this.visible = true; }
+
+  hide() {
+    this.visible = false;
+    this.seq++;
+  }
+
+  onTrace() {}
+  onLayer() {}
+  onSelect() {}
+
+  /** A check for an answer being awaited: true until the next ticket is taken or the view closes. */
+  ticket() {
+    const n = ++this.seq;
+    return () => n === this.seq && this.visible;
+  }
+
+  /**
+   * Ask `msg` through ctx.query with `busy` shown meanwhile, then `draw(frame)` if the answer is
+   * still wanted (no later load, view still open). Errors go to ctx.error.
+   */
+  async load(ctx, msg, busy, draw) {
+    const fresh = this.ticket();
+    this.note(busy);
+    try {
+      const f = await ctx.query(msg);
+      if (!fresh()) return;
+      this.note("");
+      draw(f);
+    } catch (err) {
+      if (fresh()) this.note("");
+      ctx.error(err);
+    }
+  }
+
+  /** Show `text` in the view's `.placeholder` (hide it with ""). */
+  note(text) {
+    const el = this.$(".placeholder");
+    el.textContent = text;
+    el.hidden = !text;
+  }
+}

@@ -1,0 +1,10 @@
+// The explorer's views, in tab order. Adding a view: write views/<name>.js (see core/view.js for
+// what it exports) and add its line here; main.js knows no view by name.
+
+export const VIEWS = (await Promise.all([
+  import("./heatmap.js"),
+  import("./heads.js"),
+  import("./trajectory.js"),
+  import("./patching.js"),
+  import("./earlyexit.js"),
+])).map((m) => m.default);

@@ -1,0 +1,73 @@
+// Patching: how much of the clean answer comes back when one (layer, position) of the corrupted
+// run is copied from the clean run; a click opens that patched run in the scrubber.
+
+import { escapeHTML, pct, tokenLabel } from "../core/format.js";
+import { sweepCellPatch } from "../core/interventions.js";
+import { drawGrid, onCellClick } from "../core/plot.js";
+import { View } from "../core/view.js";
+
+const SCALE = [[0, "#f7f7fb"], [0.5, "#9e9ac8"], [1, "#3f007d"]];
+
+class PatchingView extends View {
+  id = "patching";
+  label = "Patching";
+  description = "Run a corrupted prompt, but copy one layer's hidden state at one token from a " +
+    "clean prompt: the colour shows how much of the clean answer that single copy brings back.";
+  markup = `
+    <form class="patch-form">
+      <label>Clean prompt <input id="patch-clean" type="text"
+        value="When Mary and John went to the store, John gave a drink to"></label>
+      <label>Corrupted prompt <input id="patch-corrupted" type="text"
+        value="When Mary and John went to the store, Mary gave a drink to"></label>
+      <button type="submit" class="primary" id="patch-run">Run patching</button>
+    </form>
+    <p class="muted small">Both prompts must have the same number of tokens (differing ones are
+      marked * below). Each cell is one re-run of the corrupted prompt. Click a cell to open that
+      run in the scrubber.</p>
+    <div class="patch-summary" hidden></div>
+    <div id="patch" class="plot"></div>`;
+
+  mount(root, ctx) {
+    super.mount(root);
+    this.$("form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.#sweep(ctx);
+    });
+  }
+
+  async #sweep(ctx) {
+    const button = this.$("#patch-run");
+    button.disabled = true;
+    button.textContent = "Patching…";
+    try {
+      const f = await ctx.client.ask({ type: "patch_sweep", clean: this.$("#patch-clean").value,
+        corrupted: this.$("#patch-corrupted").value });
+      this.#draw(f, ctx);
+    } catch (err) { ctx.error(err); }
+    button.disabled = false;
+    button.textContent = "Run patching";
+  }
+
+  #draw(f, ctx) {
+    const text = ctx.text, tok = (id) => tokenLabel(text(id));
+    const summary = this.$(".patch-summary");
+    summary.innerHTML = `Answer <code>${escapeHTML(tokenLabel(text(f.answer_id), 24))}</code>: ` +
+      `${pct(f.p_clean)} on the clean prompt, ${pct(f.p_corrupted)} on the corrupted one. ` +
+      "Colour = share of that gap restored.";
+    summary.hidden = false;
+    const hover = f.restored.map((row, l) => row.map((r, t) =>
+      `<b>layer ${l}</b> · position ${t}<br>clean ${tok(f.clean[t])} → corrupted ` +
+      `${tok(f.corrupted[t])}<br>p(answer) = ${pct(f.prob[l][t])}` +
+      `<br>restored ${(r * 100).toFixed(0)}%<br><i>click to open this run</i>`));
+    const el = this.$("#patch");
+    drawGrid(el, {
+      z: f.restored, hover, rowTitle: "layer", colorscale: SCALE, zmin: 0, zmax: 1,
+      x: f.corrupted.map((id, t) => `${t}:${tokenLabel(text(id), 10)}${id !== f.clean[t] ? "*" : ""}`),
+      colorbar: { title: "restored", tickformat: ".0%" }, rowHeight: 15,
+    });
+    onCellClick(el, (layer, pos) => ctx.run({ type: "trace", ids: f.corrupted, lens_top_k: 5,
+      interventions: [sweepCellPatch(f, layer, pos)] }));
+  }
+}
+
+export default new PatchingView();
