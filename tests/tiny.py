@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from layerscope.engine.model import Model
 from layerscope.models.hf import HFLensModel
 
 CORPUS = (
@@ -99,10 +100,12 @@ def tiny_hf_model(family: str, seed: int = 0):
     return model.eval()
 
 
-def tiny_model(family: str = "llama", seed: int = 0) -> HFLensModel:
-    """A tiny model of ``family`` behind layerscope's interface."""
-    return HFLensModel.from_pretrained_model(
-        tiny_hf_model(family, seed), tiny_tokenizer(), name=f"tiny-{family}"
+def tiny_model(family: str = "llama", seed: int = 0) -> Model:
+    """A tiny model of ``family`` behind layerscope's interface, as ``layerscope.load`` gives."""
+    return Model(
+        HFLensModel.from_pretrained_model(
+            tiny_hf_model(family, seed), tiny_tokenizer(), name=f"tiny-{family}"
+        )
     )
 
 

@@ -60,7 +60,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_trace(args: argparse.Namespace) -> int:
-    from layerscope.models.catalog import load
+    from layerscope import load
     from layerscope.report import format_trace
 
     ids = parse_ids(args.ids) if args.ids is not None else None

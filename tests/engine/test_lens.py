@@ -74,7 +74,7 @@ def test_layers_are_streamed_final_first_and_all_once():
     lens = compute_lens(
         model, cap.resid, ids, k=4, chunk_rows=5, on_layer=lambda i, a: seen.append((i, a))
     )
-    n = model.info.n_layers
+    n = model.info.n_blocks
     assert [layer for layer, _ in seen] == [n, *range(n)]
     for layer, arrays in seen:
         for key, value in lens.layer(layer).items():

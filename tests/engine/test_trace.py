@@ -19,7 +19,7 @@ def model():
 def test_schema_and_text_at(model):
     trace = model.trace("The capital of France is", generate=4)
     d = json.loads(json.dumps(trace.to_dict()))
-    n_tok, n_layers = len(trace.ids), model.info.n_layers + 1
+    n_tok, n_layers = len(trace.ids), model.info.n_blocks + 1
     assert d["n_prompt"] == len(model.tokenizer.encode("The capital of France is"))
     assert [t["id"] for t in d["tokens"]] == trace.ids and len(d["tokens"]) == n_tok
     assert d["layers"] == [f"h_{i}" for i in range(n_layers)]

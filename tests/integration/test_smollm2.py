@@ -25,7 +25,7 @@ def test_paris_is_the_answer_and_where_it_locks_in(model, record_property):
     trace = model.trace("The capital of France is")
     paris = trace.lens.top_ids[-1, -1, 0]
     assert trace.token_text[int(paris)] == " Paris"
-    first_top1 = int(next(i for i in range(trace.n_layers) if trace.tokens_at(i)[-1] == paris))
+    first_top1 = int(next(i for i in range(trace.n_lens_layers) if trace.tokens_at(i)[-1] == paris))
     lock_in = int(trace.lock_in()[-1])
     record_property("paris_first_top1_layer", first_top1)
     record_property("paris_lock_in_layer", lock_in)
@@ -71,7 +71,7 @@ def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     weights = smollm2.cache_path() / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:4096])
     model = smollm2.load_smollm2(device="cpu", progress=False)
-    assert model.info.n_layers == 30
+    assert model.info.n_blocks == 30
     assert weights.stat().st_size > 100_000_000
 
 

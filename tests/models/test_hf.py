@@ -7,6 +7,7 @@ import torch
 
 import layerscope
 from layerscope.engine.capture import capture
+from layerscope.engine.interventions import Ablate
 from layerscope.errors import ModelLoadError, ModelNotFoundError
 from layerscope.models.hf import _escape_partial_utf8
 from tiny import FAMILIES, save_tiny, tiny_model, tiny_tokenizer
@@ -32,14 +33,14 @@ def hf_reference(model, ids):
 def test_final_lens_layer_equals_model_logits(model, ids):
     trace = model.trace(ids=ids)
     ref = hf_reference(model, ids).logits[0]
-    torch.testing.assert_close(trace.layer_logits(model.info.n_layers), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(trace.layer_logits(model.info.n_blocks), ref, atol=1e-5, rtol=1e-5)
     assert trace.lens.top_ids[-1, :, 0].tolist() == ref.argmax(-1).tolist()
 
 
 def test_captured_states_equal_reference_hidden_states(model, ids):
     cap = capture(model, ids)
     hidden = hf_reference(model, ids).hidden_states
-    n = model.info.n_layers
+    n = model.info.n_blocks
     assert cap.resid.shape == (n + 1, len(ids), model.info.d_model)
     for layer in range(n):  # h_0 .. h_{L-1} are the raw streams
         torch.testing.assert_close(cap.resid[layer], hidden[layer][0], atol=1e-5, rtol=1e-5)
@@ -52,7 +53,7 @@ def test_captured_states_equal_reference_hidden_states(model, ids):
 def test_attention_is_a_causal_distribution(model, ids):
     attn = capture(model, ids).attn
     n_tok = len(ids)
-    assert attn.shape == (model.info.n_layers, model.info.n_heads, n_tok, n_tok)
+    assert attn.shape == (model.info.n_blocks, model.info.n_heads, n_tok, n_tok)
     torch.testing.assert_close(attn.sum(-1), torch.ones(attn.shape[:-1]), atol=1e-5, rtol=0)
     future = torch.triu(torch.ones(n_tok, n_tok, dtype=torch.bool), diagonal=1)
     assert attn[..., future].abs().max() == 0
@@ -60,7 +61,7 @@ def test_attention_is_a_causal_distribution(model, ids):
 
 def test_head_outputs_reproduce_the_output_projection(model, ids):
     cap = capture(model, ids)
-    for layer in range(model.info.n_layers):
+    for layer in range(model.info.n_blocks):
         concat = cap.head_out[layer].reshape(len(ids), -1)
         proj = model.head_out_proj(layer)
         with torch.inference_mode():
@@ -74,7 +75,7 @@ def test_block_output_is_input_plus_attention_and_mlp_for_sequential_blocks(ids)
     # Llama-style blocks: h_{l+1} = h_l + attn + mlp; the MLP hook sees the mlp term.
     model = tiny_model("llama")
     cap = capture(model, ids)
-    for layer in range(model.info.n_layers):
+    for layer in range(model.info.n_blocks):
         attn = cap.head_out[layer].reshape(len(ids), -1) @ model.head_out_weight(layer).T
         rebuilt = cap.resid[layer] + attn + cap.mlp_out[layer]
         torch.testing.assert_close(rebuilt, cap.resid[layer + 1], atol=1e-4, rtol=1e-4)
@@ -93,19 +94,10 @@ def test_kv_cached_generation_equals_one_full_pass(model, ids):
         assert trace.ids[pos] == final_top[pos - 1]
 
 
-def test_edit_hook_replaces_values(ids):
+def test_an_intervention_replaces_values(ids):
     model = tiny_model("llama")
-    zeros_seen = []
-
-    def zero_heads(point, layer, x):
-        if point == "head_out" and layer == 1:
-            return torch.zeros_like(x)
-        if point == "resid_post" and layer == 1:
-            zeros_seen.append(True)
-        return None
-
-    cap = capture(model, ids, edit=zero_heads)
-    assert zeros_seen and cap.head_out[1].abs().max() == 0
+    cap = capture(model, ids, interventions=[Ablate(point="head_out", block=1)])
+    assert cap.head_out[1].abs().max() == 0
     # with layer 1's heads silenced, h_2 = h_1 + mlp(h_1) only
     torch.testing.assert_close(cap.resid[2], cap.resid[1] + cap.mlp_out[1], atol=1e-5, rtol=1e-5)
 

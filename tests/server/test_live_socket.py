@@ -56,7 +56,7 @@ def test_stream_a_full_trace_over_a_real_websocket(live_url, tiny):
     assert done["type"] == "done", done
     assert done["bytes_sent"] == size
     layers = [f["layer"] for f in frames if f["type"] == "layer"]
-    assert sorted(layers) == list(range(tiny.info.n_layers + 1))
-    assert layers[0] == tiny.info.n_layers  # the final layer first: others are compared with it
+    assert sorted(layers) == list(range(tiny.info.n_lens_layers))
+    assert layers[0] == tiny.info.n_blocks  # the final layer first: others are compared with it
     r = httpx.get(f"http://{live_url}/api/traces/{done['trace_id']}")
     assert r.status_code == 200 and [t["id"] for t in r.json()["tokens"]] == done["tokens"]

@@ -4,31 +4,40 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
 import pytest
 
-from layerscope.server import jobs
-from layerscope.server import schemas as S
+from layerscope.engine.statistics import NAMES
+from layerscope.server.handlers import REGISTRY
+from layerscope.server.registry import Registry
+from server.server_helpers import frames_until_done
 
-# The wire contract: frame type -> field names. Changing one is a protocol change (README).
+# The wire contract of the frames every connection may see: frame type -> field names. Changing
+# one is a protocol change (README). Each request type's own frames are pinned in handlers/.
 FIELDS = {
-    "hello": {"type", "session", "model", "max_generate"},
-    "start": {"type", "req", "n_layers", "layers", "tokens", "n_prompt", "vocab", "patched"},
-    "token": {"type", "req", "position", "id", "vocab"},
-    "layer": {
+    "hello": {
+        "type",
+        "session",
+        "protocol",
+        "model",
+        "max_generate",
+        "requests",
+        "statistics",
+        "points",
+    },
+    "start": {
         "type",
         "req",
-        "layer",
-        "top_ids",
-        "top_probs",
-        "final_rank",
-        "final_prob",
-        "next_rank",
-        "next_prob",
-        "entropy",
-        "kl_final",
+        "n_lens_layers",
+        "layers",
+        "tokens",
+        "n_prompt",
+        "interventions",
         "vocab",
     },
+    "token": {"type", "req", "position", "id", "vocab"},
+    "layer": {"type", "req", "layer", *NAMES, "vocab"},
     "done": {
         "type",
         "req",
@@ -41,48 +50,46 @@ FIELDS = {
         "trace_bytes",
     },
     "error": {"type", "req", "code", "message"},
-    "heads": {"type", "req", "trace_id", "position", "target_id", "contrib", "top_ids", "vocab"},
-    "cell": {"type", "req", "trace_id", "layer", "position", "ids", "probs", "vocab"},
-    "pca": {"type", "req", "trace_id", "positions", "coords", "explained"},
-    "patch": {
-        "type",
-        "req",
-        "patch_id",
-        "clean",
-        "corrupted",
-        "answer_id",
-        "p_clean",
-        "p_corrupted",
-        "prob",
-        "restored",
-        "vocab",
-    },
-    "early_exit": {"type", "req", "layer", "n_layers", "prompt", "early", "full", "vocab"},
 }
+LENS_STATISTICS = (
+    "top_ids",
+    "top_probs",
+    "final_rank",
+    "final_prob",
+    "next_rank",
+    "next_prob",
+    "entropy",
+    "kl_final",
+)
 
 
-def frames_until_done(ws, req: int) -> list[dict]:
-    out = []
-    while True:
-        f = ws.receive_json()
-        S.server_frame.validate_python(f)  # every frame obeys its schema
-        assert set(f) == FIELDS[f["type"]], f["type"]
-        if f.get("req") == req:
-            out.append(f)
-        if f["type"] in ("done", "error") and f.get("req") == req:
-            return out
+def test_core_frame_field_sets_are_pinned():
+    classes = REGISTRY.frame_classes()
+    assert NAMES == LENS_STATISTICS
+    for name, fields in FIELDS.items():
+        assert set(classes[name].model_fields) == fields, name
 
 
-def test_schema_field_sets_are_pinned():
-    classes = S.ServerFrame.__args__[0].__args__  # the union's members
-    assert {c.model_fields["type"].default: set(c.model_fields) for c in classes} == FIELDS
+def test_hello_declares_every_request_type_and_its_terminal_frames(client):
+    with client.websocket_connect("/ws") as ws:
+        hello = ws.receive_json()
+    assert set(hello) == FIELDS["hello"] and hello["protocol"] == 2
+    assert hello["requests"]["trace"] == {
+        "streams": True,
+        "frames": ["start", "token", "layer", "done"],
+        "terminal": ["done"],
+    }
+    assert set(hello["requests"]) == {t.type for t in REGISTRY}
+    assert all(r["terminal"] for r in hello["requests"].values())
+    assert [s["name"] for s in hello["statistics"]] == list(NAMES)
+    assert set(hello["points"]) >= {"resid_pre", "attn_out", "resid_mid", "mlp_post", "mlp_out"}
 
 
 def test_trace_stream_order_and_content(client, tiny):
-    n_layers = tiny.info.n_layers + 1
+    n_layers = tiny.info.n_blocks + 1
     with client.websocket_connect("/ws") as ws:
         hello = ws.receive_json()
-        assert set(hello) == FIELDS["hello"] and hello["model"]["n_layers"] == n_layers
+        assert hello["model"]["n_lens_layers"] == n_layers
         assert hello["model"]["n_blocks"] == n_layers - 1
         ws.send_json(
             {"type": "trace", "req": 7, "prompt": "Hello world", "generate": 3, "lens_top_k": 4}
@@ -90,6 +97,8 @@ def test_trace_stream_order_and_content(client, tiny):
         frames = frames_until_done(ws, 7)
     kinds = [f["type"] for f in frames]
     assert kinds[0] == "start" and kinds[-1] == "done"
+    assert all(set(f) == FIELDS[f["type"]] for f in frames)
+    assert frames[0]["interventions"] == []
     n_tokens = kinds.count("token")
     assert kinds[1 : 1 + n_tokens] == ["token"] * n_tokens and 1 <= n_tokens <= 3
     layer_frames = [f for f in frames if f["type"] == "layer"]
@@ -116,42 +125,20 @@ def test_trace_stream_order_and_content(client, tiny):
     assert set(done["timings"]) >= {"lens", "total", "server"}
 
 
-def test_follow_up_requests_on_a_trace(client, tiny):
+def test_an_intervention_rides_on_an_ordinary_trace(client, tiny):
+    ablate = {"kind": "ablate", "point": "head_out", "block": 1, "heads": [0, 2]}
     with client.websocket_connect("/ws") as ws:
         ws.receive_json()
-        ws.send_json({"type": "trace", "req": 1, "prompt": "The capital of France is"})
-        done = frames_until_done(ws, 1)[-1]
-        tid, T = done["trace_id"], len(done["tokens"])
-
-        def ask(msg):
-            ws.send_json(msg)
-            f = ws.receive_json()
-            assert set(f) == FIELDS[f["type"]]
-            S.server_frame.validate_python(f)
-            return f
-
-        heads = ask({"type": "heads", "req": 2, "trace_id": tid, "position": T - 1, "k": 3})
-        assert len(heads["contrib"]) == tiny.info.n_layers
-        assert len(heads["contrib"][0]) == tiny.info.n_heads
-        cell = ask({"type": "cell", "req": 3, "trace_id": tid, "layer": 1, "position": 0, "k": 8})
-        assert len(cell["ids"]) == 8 and cell["probs"] == sorted(cell["probs"], reverse=True)
-        pca = ask({"type": "pca", "req": 4, "trace_id": tid, "positions": [0, T - 1]})
-        assert len(pca["coords"]) == tiny.info.n_layers + 1
-        ee = ask({"type": "early_exit", "req": 5, "prompt": "Hello", "layer": 1, "generate": 3})
-        assert len(ee["early"]) == 3 and len(ee["full"]) == 3
-        patch = ask({"type": "patch", "req": 6, "clean": "Hello world", "corrupted": "Hello world"})
-        assert patch["p_clean"] == pytest.approx(patch["p_corrupted"], abs=1e-4)
         ws.send_json(
-            {
-                "type": "patched_trace",
-                "req": 8,
-                "patch_id": patch["patch_id"],
-                "layer": 1,
-                "position": 0,
-            }
+            {"type": "trace", "req": 1, "prompt": "Hello world", "interventions": [ablate]}
         )
-        frames = frames_until_done(ws, 8)
-        assert frames[0]["patched"] == [1, 0] and frames[-1]["type"] == "done"
+        frames = frames_until_done(ws, 1)
+        assert frames[0]["interventions"][0]["kind"] == "ablate"
+        assert frames[-1]["type"] == "done"
+        bad = {**ablate, "block": 99}
+        ws.send_json({"type": "trace", "req": 2, "prompt": "Hello", "interventions": [bad]})
+        f = ws.receive_json()
+        assert f["type"] == "error" and f["code"] == "bad_request" and "block 99" in f["message"]
 
 
 @pytest.mark.parametrize(
@@ -167,9 +154,15 @@ def test_follow_up_requests_on_a_trace(client, tiny):
         ),
         ({"type": "trace", "req": 1, "prompt": "word " * 400}, "bad_request", "context"),
         (
-            {"type": "patch", "req": 1, "clean": "Hello", "corrupted": "Hello world"},
+            {"type": "patch_sweep", "req": 1, "clean": "Hello", "corrupted": "Hello world"},
             "bad_request",
             "same number of tokens",
+        ),
+        ({"type": "trace", "req": 1, "ids": [1, 2], "prompt": "x"}, "bad_request", "either"),
+        (
+            {"type": "trace", "req": 1, "prompt": "x", "interventions": [{"kind": "melt"}]},
+            "bad_request",
+            "interventions",
         ),
     ],
 )
@@ -187,20 +180,21 @@ def test_bad_requests_get_clear_errors_and_the_connection_survives(client, msg, 
     assert client.get("/api/health").json()["status"] == "ok"
 
 
-def test_busy_answer_past_the_queue_bound(tiny, monkeypatch):
+def test_busy_answer_past_the_queue_bound(tiny):
     from fastapi.testclient import TestClient
 
     from layerscope.server import create_app
 
     gate = threading.Event()
-    real = jobs.answer
+    real = REGISTRY["early_exit"]
 
-    def slow(conn, msg):
+    def slow(ctx, msg):
         gate.wait(10)
-        return real(conn, msg)
+        return real.handler(ctx, msg)
 
-    monkeypatch.setattr(jobs, "answer", slow)
-    with TestClient(create_app(tiny, max_pending=0)) as c, c.websocket_connect("/ws") as ws:
+    registry = Registry([*(t for t in REGISTRY if t is not real), replace(real, handler=slow)])
+    app = create_app(tiny, max_pending=0, registry=registry)
+    with TestClient(app) as c, c.websocket_connect("/ws") as ws:
         ws.receive_json()
         ws.send_json({"type": "early_exit", "req": 1, "prompt": "Hello", "layer": 1, "generate": 1})
         ws.send_json({"type": "trace", "req": 2, "prompt": "Hello"})

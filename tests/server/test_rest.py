@@ -7,8 +7,8 @@ def test_health_and_models(client, tiny):
     h = client.get("/api/health").json()
     assert h["status"] == "ok" and h["model"] == tiny.info.name and h["busy"] is False
     m = client.get("/api/models").json()
-    assert m["loaded"]["n_layers"] == tiny.info.n_layers + 1
-    assert m["loaded"]["n_blocks"] == tiny.info.n_layers
+    assert m["loaded"]["n_lens_layers"] == tiny.info.n_blocks + 1
+    assert m["loaded"]["n_blocks"] == tiny.info.n_blocks
     assert "smollm2-135m" in m["available"]
 
 
@@ -20,7 +20,7 @@ def test_trace_over_rest_and_fetching_it_back(client):
     again = client.get(f"/api/traces/{body['trace_id']}").json()
     assert again["lens"] == body["lens"]
     assert client.get("/api/traces/t_nothing").status_code == 404
-    assert client.get("/api/health").json()["traces"] == 1
+    assert client.get("/api/health").json()["results"] == 1
 
 
 def test_rest_rejects_bad_input(client):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from layerscope.server.store import TraceStore, UnknownIdError
+from layerscope.server.store import ResultStore, UnknownIdError
 from layerscope.server.worker import BusyError, ModelWorker
 
 
@@ -20,7 +20,7 @@ class Blob:
 
 
 def test_lru_evicts_by_bytes_within_a_session():
-    store = TraceStore(session_bytes=100, max_sessions=4)
+    store = ResultStore(session_bytes=100, max_sessions=4)
     a = store.put("s", Blob(40))
     b = store.put("s", Blob(40))
     store.get(a)  # a is now the most recently used
@@ -34,7 +34,7 @@ def test_lru_evicts_by_bytes_within_a_session():
 
 
 def test_sessions_are_bounded_and_separate():
-    store = TraceStore(session_bytes=1000, max_sessions=2)
+    store = ResultStore(session_bytes=1000, max_sessions=2)
     first = store.put("one", Blob(10))
     store.put("two", Blob(10))
     store.put("three", Blob(10))

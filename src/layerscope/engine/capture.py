@@ -1,37 +1,37 @@
 """One pass (prefill plus optional KV-cached generation) that records every hook point.
 
-Hook points, by name (``edit`` sees them in this order within a block):
-- ``resid_pre``  – the residual stream entering block l ([B, T, d]); for l = 0 this is ``h_0``;
-- ``head_out``   – per-head attention outputs of block l before the output projection
-  ([B, T, H, dh]);
-- ``mlp_out``    – the MLP's contribution to the residual ([B, T, d]);
-- ``resid_post`` – the stream after block l, i.e. ``h_{l+1}`` ([B, T, d]).
-An ``edit(point, layer, tensor)`` callback may return a tensor of the same shape to replace the
-value (that is how interventions work) or None to keep it.
+The recording and any interventions go through the one installer, :class:`~layerscope.engine.
+hooks.Hooks`; every new position is recorded as it is produced, so prompt + generation needs no
+second pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from layerscope.engine.interventions import Bound, bind, hooks_for
 from layerscope.models.base import LensModel
 
-Edit = Callable[[str, int, torch.Tensor], torch.Tensor | None]
+#: what a capture records: the residual stream through ``resid_pre``[0] and every ``resid_post``
+CAPTURED = ("head_out", "attn_out", "mlp_post", "mlp_out", "resid_post")
 
 
 @dataclass
 class Capture:
-    """Everything one pass recorded, batch dimension removed, on the model's device."""
+    """Everything one pass recorded, batch dimension removed, on the model's device.
+
+    ``resid`` holds h_0 .. h_L; the block-indexed points hold one entry per block.
+    """
 
     ids: list[int]
     resid: torch.Tensor  # [L+1, T, d]: h_0 .. h_L
-    head_out: torch.Tensor  # [L, T, H, dh]
-    mlp_out: torch.Tensor  # [L, T, d]
+    head_out: torch.Tensor  # [L, T, H, dh] per-head outputs before W_O
+    attn_out: torch.Tensor  # [L, T, d] attention's contribution
+    mlp_post: torch.Tensor  # [L, T, d_mlp] neuron activations
+    mlp_out: torch.Tensor  # [L, T, d] the MLP's contribution
     attn: torch.Tensor | None  # [L, H, T, T] attention probabilities (rows = queries)
     logits: torch.Tensor  # [V] float32 final logits at the last position
 
@@ -39,129 +39,33 @@ class Capture:
     def n_tokens(self) -> int:
         return len(self.ids)
 
+    @property
+    def resid_mid(self) -> torch.Tensor:
+        """[L, T, d]: resid_pre + attn_out of every block."""
+        return self.resid[:-1] + self.attn_out
+
+    def point(self, name: str) -> torch.Tensor:
+        """Any hook point of every block, [L, T, ...]."""
+        if name == "resid_pre":
+            return self.resid[:-1]
+        if name == "resid_post":
+            return self.resid[1:]
+        return getattr(self, name)
+
     def nbytes(self) -> int:
         """Bytes held by the recorded tensors."""
-        tensors = [self.resid, self.head_out, self.mlp_out, self.logits]
+        tensors = [self.resid, self.head_out, self.attn_out, self.mlp_post, self.mlp_out]
+        tensors.append(self.logits)
         if self.attn is not None:
             tensors.append(self.attn)
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _first(x: Any) -> torch.Tensor:
-    return x[0] if isinstance(x, tuple | list) else x
-
-
-class _Recorder:
-    """Installs the hooks on a model and accumulates what each step records."""
-
-    def __init__(self, model: LensModel, edit: Edit | None) -> None:
-        self.model = model
-        self.edit = edit
-        n = model.info.n_layers
-        self.h0: list[torch.Tensor] = []
-        self.post: list[list[torch.Tensor]] = [[] for _ in range(n)]
-        self.heads: list[list[torch.Tensor]] = [[] for _ in range(n)]
-        self.mlps: list[list[torch.Tensor]] = [[] for _ in range(n)]
-
-    def _apply(self, point: str, layer: int, x: torch.Tensor) -> torch.Tensor | None:
-        if self.edit is None:
-            return None
-        new = self.edit(point, layer, x)
-        if new is not None and new.shape != x.shape:
-            raise ValueError(f"edit at {point}[{layer}] changed shape {x.shape} -> {new.shape}")
-        return new
-
-    @contextmanager
-    def installed(self) -> Iterator[_Recorder]:
-        handles = []
-        for layer, block in enumerate(self.model.blocks):
-            handles.append(
-                block.register_forward_pre_hook(self._block_pre(layer), with_kwargs=True)
-            )
-            handles.append(block.register_forward_hook(self._block_post(layer)))
-            handles.append(
-                self.model.head_out_proj(layer).register_forward_pre_hook(self._heads(layer))
-            )
-            handles.append(self.model.mlp(layer).register_forward_hook(self._mlp(layer)))
-        try:
-            yield self
-        finally:
-            for h in handles:
-                h.remove()
-
-    def _block_pre(self, layer: int):
-        def hook(module, args, kwargs):
-            if args:
-                x = args[0]
-                new = self._apply("resid_pre", layer, x)
-                if new is not None:
-                    args = (new, *args[1:])
-                    x = new
-            else:
-                x = kwargs["hidden_states"]
-                new = self._apply("resid_pre", layer, x)
-                if new is not None:
-                    kwargs = {**kwargs, "hidden_states": new}
-                    x = new
-            if layer == 0:
-                self.h0.append(x[0].detach())
-            return args, kwargs
-
-        return hook
-
-    def _block_post(self, layer: int):
-        def hook(module, args, output):
-            x = _first(output)
-            new = self._apply("resid_post", layer, x)
-            if new is not None:
-                output = (new, *output[1:]) if isinstance(output, tuple) else new
-                x = new
-            self.post[layer].append(x[0].detach())
-            return output
-
-        return hook
-
-    def _heads(self, layer: int):
-        n_heads, d_head = self.model.info.n_heads, self.model.info.d_head
-
-        def hook(module, args):
-            x = args[0]
-            b, t, _ = x.shape
-            per_head = x.view(b, t, n_heads, d_head)
-            new = self._apply("head_out", layer, per_head)
-            if new is not None:
-                per_head = new
-                args = (new.reshape(b, t, n_heads * d_head), *args[1:])
-            self.heads[layer].append(per_head[0].detach().clone())
-            return args
-
-        return hook
-
-    def _mlp(self, layer: int):
-        def hook(module, args, output):
-            x = _first(output)
-            new = self._apply("mlp_out", layer, x)
-            if new is not None:
-                output = (new, *output[1:]) if isinstance(output, tuple) else new
-                x = new
-            self.mlps[layer].append(x[0].detach())
-            return output
-
-        return hook
-
-    def stacked(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(resid [L+1,T,d], head_out [L,T,H,dh], mlp_out [L,T,d]) over all recorded steps."""
-        resid = torch.stack([torch.cat(self.h0)] + [torch.cat(p) for p in self.post])
-        heads = torch.stack([torch.cat(h) for h in self.heads])
-        mlps = torch.stack([torch.cat(m) for m in self.mlps])
-        return resid, heads, mlps
-
-
 def _assemble_attention(steps: Sequence[list[torch.Tensor]], total: int) -> torch.Tensor:
     """Place each step's attention rows [L][1,H,t,k] into one [L, H, T, T] tensor."""
     first = steps[0][0]
-    n_layers, n_heads = len(steps[0]), first.shape[1]
-    out = first.new_zeros((n_layers, n_heads, total, total))
+    n_blocks, n_heads = len(steps[0]), first.shape[1]
+    out = first.new_zeros((n_blocks, n_heads, total, total))
     row = 0
     for layers in steps:
         t_new, t_keys = layers[0].shape[2], layers[0].shape[3]
@@ -180,7 +84,7 @@ def capture(
     ids: Sequence[int],
     *,
     attention: bool = True,
-    edit: Edit | None = None,
+    interventions: Sequence | Bound = (),
     generate: int = 0,
     sampler: Sampler | None = None,
     stop_ids: frozenset[int] = frozenset(),
@@ -188,16 +92,17 @@ def capture(
 ) -> Capture:
     """Run ``ids`` through ``model`` once, then generate up to ``generate`` tokens (KV cache).
 
-    Every new position is recorded as it is produced, so prompt + generation needs no second pass.
-    ``sampler`` maps the last logits [V] to the next id (greedy when None); generation stops early
-    at any id in ``stop_ids`` (which is kept in the trace). ``on_token(position, id)`` is called for
-    each generated token.
+    ``interventions`` (a list, see :mod:`layerscope.engine.interventions`, or one already bound)
+    edit every pass, generation steps included. ``sampler`` maps the last logits [V] to the next
+    id (greedy when None); generation stops early at any id in ``stop_ids`` (which is kept in the
+    trace). ``on_token(position, id)`` is called for each generated token.
     """
     ids = list(ids)
-    recorder = _Recorder(model, edit)
+    bound = interventions if isinstance(interventions, Bound) else bind(model, interventions)
+    hooks = hooks_for(bound, record=[("resid_pre", 0), *CAPTURED])
     attn_steps: list[list[torch.Tensor]] = []
     pick = sampler or (lambda logits: int(torch.argmax(logits)))
-    with torch.inference_mode(), recorder.installed():
+    with torch.inference_mode(), hooks.installed():
         x = torch.tensor([ids], dtype=torch.long, device=model.device)
         out = model.forward(x, output_attentions=attention, last_logits_only=True)
         for _ in range(generate):
@@ -207,6 +112,7 @@ def capture(
             ids.append(next_id)
             if on_token is not None:
                 on_token(len(ids) - 1, next_id)
+            hooks.offset = len(ids) - 1
             x = torch.tensor([[next_id]], dtype=torch.long, device=model.device)
             out = model.forward(
                 x, past=out.past, output_attentions=attention, last_logits_only=True
@@ -216,6 +122,16 @@ def capture(
         if attention:
             attn_steps.append(out.attentions)
         logits = out.logits[0, -1].float()
-    resid, heads, mlps = recorder.stacked()
+    post = hooks.stacked("resid_post")[:, 0]
+    resid = torch.cat([hooks.values("resid_pre", 0)[0][None], post])
     attn = _assemble_attention(attn_steps, len(ids)) if attention else None
-    return Capture(ids=ids, resid=resid, head_out=heads, mlp_out=mlps, attn=attn, logits=logits)
+    return Capture(
+        ids=ids,
+        resid=resid,
+        head_out=hooks.stacked("head_out")[:, 0],
+        attn_out=hooks.stacked("attn_out")[:, 0],
+        mlp_post=hooks.stacked("mlp_post")[:, 0],
+        mlp_out=hooks.stacked("mlp_out")[:, 0],
+        attn=attn,
+        logits=logits,
+    )

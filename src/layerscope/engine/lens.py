@@ -18,12 +18,12 @@ Cost notes (CPU). The matrix product is the floor; everything after it is memory
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 
 from layerscope.engine import fused
+from layerscope.engine.statistics import NAMES
 from layerscope.models.base import LensModel
 
 LayerCallback = Callable[[int, dict[str, np.ndarray]], None]
@@ -39,39 +39,42 @@ REDUCE_ROWS_PER_THREAD = 32
 TOPK_BLOCK = 512
 
 
-@dataclass
 class Lens:
-    """Lens statistics, numpy arrays indexed [layer, position(, k)]."""
+    """Lens statistics: one numpy array per :data:`~layerscope.engine.statistics.STATISTICS`
+    entry, indexed [layer, position(, k)], read as attributes (``lens.final_rank``)."""
 
-    top_ids: np.ndarray  # int32 [L+1, T, k]
-    top_probs: np.ndarray  # float32 [L+1, T, k]
-    final_rank: np.ndarray  # int32 [L+1, T], 1 = the final argmax is this layer's top-1
-    final_prob: np.ndarray  # float32 [L+1, T]
-    next_rank: np.ndarray  # int32 [L+1, T], -1 where the next token is unknown
-    next_prob: np.ndarray  # float32 [L+1, T], nan where unknown
-    entropy: np.ndarray  # float32 [L+1, T], nats
-    kl_final: np.ndarray  # float32 [L+1, T], KL(final ‖ layer) in nats
+    def __init__(self, **arrays: np.ndarray) -> None:
+        if set(arrays) != set(NAMES):
+            raise ValueError(f"a Lens needs exactly the statistics {NAMES}; got {sorted(arrays)}")
+        self._arrays = {name: arrays[name] for name in NAMES}
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        arrays = self.__dict__.get("_arrays")
+        if arrays is not None and name in arrays:
+            return arrays[name]
+        raise AttributeError(name)
 
     @property
-    def n_layers(self) -> int:
+    def n_lens_layers(self) -> int:
+        """Lens layers (L + 1)."""
         return self.top_ids.shape[0]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Field name -> array."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Statistic name -> array, in declaration order."""
+        return dict(self._arrays)
 
     def layer(self, layer: int) -> dict[str, np.ndarray]:
         """All arrays sliced to one layer."""
-        return {name: a[layer] for name, a in self.arrays().items()}
+        return {name: a[layer] for name, a in self._arrays.items()}
 
     def lock_in(self) -> np.ndarray:
         """Per position, the first layer from which the final argmax keeps rank 1 to the end."""
         top1 = self.final_rank == 1  # [L+1, T]
         trailing = np.cumprod(top1[::-1], axis=0).sum(axis=0)
-        return (self.n_layers - trailing).astype(np.int32)
+        return (self.n_lens_layers - trailing).astype(np.int32)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.arrays().values())
+        return sum(a.nbytes for a in self._arrays.values())
 
 
 def layer_logits(model: LensModel, resid: torch.Tensor, layer: int) -> torch.Tensor:
@@ -394,7 +397,7 @@ def compute_lens(
             body = torch.cat(results[key]) if results else final_v[:0]
             body = body.reshape(n_lens - 1, n_tok, *final_v.shape[1:])
             stacked[key] = torch.cat([body, final_v[None]]).cpu().numpy()
-    return Lens(**{f.name: stacked[f.name] for f in fields(Lens)})
+    return Lens(**{name: stacked[name] for name in NAMES})
 
 
 def _emit(on_layer: LayerCallback | None, layer: int, arrays: dict[str, torch.Tensor]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,16 +10,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from layerscope.engine.capture import Capture, Edit, capture
+from layerscope.engine.capture import Capture, capture
+from layerscope.engine.decoding.sampling import make_sampler
+from layerscope.engine.interventions import Bound, bind
 from layerscope.engine.lens import LayerCallback, Lens, compute_lens, layer_logits
-from layerscope.engine.sampling import make_sampler
+from layerscope.engine.statistics import BY_NAME
 from layerscope.errors import InputError
 from layerscope.models.base import LensModel
 
 TokenCallback = Callable[[int, int, str], None]
-#: decimals kept for probabilities and for entropies / KL in serialised traces
-PROB_DECIMALS = 6
-NATS_DECIMALS = 5
 
 
 @dataclass
@@ -44,9 +42,14 @@ class Trace:
         return [{"id": i, "text": self.token_text[i]} for i in self.ids]
 
     @property
-    def n_layers(self) -> int:
+    def n_lens_layers(self) -> int:
         """Number of lens layers (L + 1)."""
         return len(self.layers)
+
+    @property
+    def interventions(self) -> list[dict[str, Any]]:
+        """The interventions this run was traced with (as JSON objects; [] for a plain run)."""
+        return list(self.settings.get("interventions", []))
 
     def tokens_at(self, layer: int) -> list[int]:
         """The argmax prediction at every position when reading ``layer`` (predicts t + 1)."""
@@ -64,6 +67,21 @@ class Trace:
         """Per position, the first layer from which the final argmax keeps rank 1."""
         return self.lens.lock_in()
 
+    def check_cell(self, layer: int | None, position: int) -> None:
+        """A clear error unless (lens layer, position) is inside this trace."""
+        n_layers, n_pos = self.n_lens_layers, len(self.ids)
+        if layer is not None and not 0 <= layer < n_layers:
+            raise InputError(f"layer {layer} is outside 0..{n_layers - 1}")
+        if not 0 <= position < n_pos:
+            raise InputError(f"position {position} is outside 0..{n_pos - 1}")
+
+    def cell_top(self, layer: int, position: int, k: int) -> tuple[list[int], np.ndarray]:
+        """The ``k`` most likely tokens of one cell's full lens readout: (ids, probabilities)."""
+        self.check_cell(layer, position)
+        probs = torch.softmax(self.layer_logits(layer)[position].float(), dim=-1)
+        top = torch.topk(probs, k=min(k, probs.shape[0]))
+        return top.indices.tolist(), top.values.cpu().numpy()
+
     def layer_logits(self, layer: int) -> torch.Tensor:
         """Full lens logits [T, V] of one layer (needs the capture and the model)."""
         if self.capture is None or self.model is None:
@@ -79,40 +97,21 @@ class Trace:
 
         Timings are left out on purpose: same model, input, settings and seed give the same dict.
         """
-        lens = self.lens
         return {
             "model": self.model_name,
             "tokens": self.tokens,
             "n_prompt": self.n_prompt,
             "layers": list(self.layers),
-            "lens": {
-                "top_ids": lens.top_ids.tolist(),
-                "top_probs": _rounded(lens.top_probs, PROB_DECIMALS),
-                "final_rank": lens.final_rank.tolist(),
-                "final_prob": _rounded(lens.final_prob, PROB_DECIMALS),
-                "next_rank": lens.next_rank.tolist(),
-                "next_prob": _rounded(lens.next_prob, PROB_DECIMALS),
-                "entropy": _rounded(lens.entropy, NATS_DECIMALS),
-                "kl_final": _rounded(lens.kl_final, NATS_DECIMALS),
-            },
+            "lens": {name: BY_NAME[name].to_json(a) for name, a in self.lens.arrays().items()},
             "lock_in": self.lock_in().tolist(),
             "token_text": {str(i): t for i, t in sorted(self.token_text.items())},
             "settings": dict(self.settings),
         }
 
 
-def _rounded(a: np.ndarray, decimals: int) -> list:
-    """Nested lists of rounded floats, NaN as None (valid JSON)."""
-    out = np.round(a.astype(np.float64), decimals).tolist()
-    if np.isnan(a).any():
-        return _nan_to_none(out)
-    return out
-
-
-def _nan_to_none(x: Any) -> Any:
-    if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
-    return None if isinstance(x, float) and math.isnan(x) else x
+def lens_layer_names(model: LensModel) -> list[str]:
+    """``h_0`` .. ``h_L``."""
+    return [f"h_{i}" for i in range(model.info.n_lens_layers)]
 
 
 def prompt_ids(
@@ -160,15 +159,14 @@ def run_trace(
     lens_top_k: int = 10,
     attention: bool = True,
     keep_capture: bool = True,
-    edit: Edit | None = None,
-    extra_settings: dict[str, Any] | None = None,
+    interventions: Sequence | Bound = (),
     on_token: TokenCallback | None = None,
     on_layer: LayerCallback | None = None,
 ) -> Trace:
     """Capture ``prompt`` (or raw ``ids``), generate ``generate`` tokens, and read every layer.
 
-    ``edit`` intervenes on the pass (see :mod:`layerscope.engine.capture`); ``extra_settings`` are
-    recorded in the trace's settings (e.g. which cell an intervention patched).
+    ``interventions`` (:mod:`layerscope.engine.interventions`) edit the pass and are recorded in
+    the trace's settings: a patched, ablated or steered run is an ordinary trace.
     """
     t0 = time.perf_counter()
     if generate < 0:
@@ -178,6 +176,7 @@ def run_trace(
     tokens = prompt_ids(model, prompt, ids, chat)
     check_length(model, len(tokens), generate)
     sampler = make_sampler(temperature, top_k, seed, model.device)
+    bound = interventions if isinstance(interventions, Bound) else bind(model, interventions)
     tok = model.tokenizer
     t1 = time.perf_counter()
     token_cb = None
@@ -190,7 +189,7 @@ def run_trace(
         model,
         tokens,
         attention=attention,
-        edit=edit,
+        interventions=bound,
         generate=generate,
         sampler=sampler,
         stop_ids=tok.stop_ids,
@@ -201,7 +200,6 @@ def run_trace(
     t3 = time.perf_counter()
     seen = set(cap.ids) | set(np.unique(lens.top_ids).tolist())
     token_text = {i: tok.token_text(i) for i in sorted(seen)}
-    n_layers = model.info.n_layers
     settings = {
         "chat": chat,
         "generate": generate,
@@ -211,14 +209,14 @@ def run_trace(
         "lens_top_k": lens_top_k,
         "attention": attention,
         "raw_ids": ids is not None,
-        **(extra_settings or {}),
+        "interventions": [iv.model_dump(mode="json") for r in bound.rows for iv in r],
     }
     t4 = time.perf_counter()
     return Trace(
         model_name=model.info.name,
         ids=cap.ids,
         n_prompt=len(tokens),
-        layers=[f"h_{i}" for i in range(n_layers + 1)],
+        layers=lens_layer_names(model),
         lens=lens,
         token_text=token_text,
         settings=settings,

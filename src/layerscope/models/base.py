@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -23,15 +23,65 @@ class ModelInfo:
 
     name: str
     family: str
-    n_layers: int  # transformer blocks L; the lens has L + 1 layers
+    n_blocks: int  # transformer blocks L; the lens reads L + 1 layers, h_0 .. h_L
     n_heads: int
     d_model: int
     d_head: int
+    d_mlp: int  # MLP hidden width (neurons per block)
     vocab_size: int
     context_length: int
     n_params: int
     source: str = ""  # where the weights came from (path or catalog name)
+    parallel_residual: bool = False  # attention and MLP both read resid_pre (GPT-NeoX, GPT-J)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_lens_layers(self) -> int:
+        """Lens layers h_0 .. h_L: blocks + 1."""
+        return self.n_blocks + 1
+
+
+#: The hook points of every block, in the order a forward pass reaches them. Each adapter maps
+#: them to its own modules (:meth:`LensModel.hook_sites`); the names are the same for every family.
+HOOK_POINTS: dict[str, str] = {
+    "resid_pre": "residual stream entering the block [B, T, d] (for block 0 this is h_0)",
+    "head_out": "each head's output before the output projection W_O [B, T, H, d_head]",
+    "attn_out": "attention's contribution to the residual stream [B, T, d]",
+    "resid_mid": (
+        "resid_pre + attn_out [B, T, d]: after attention, before the MLP. In parallel-residual "
+        "families (GPT-NeoX) the MLP reads resid_pre, so no module reads this sum; editing it "
+        "edits attn_out by the difference"
+    ),
+    "mlp_post": "the MLP's neuron activations, the input of its down projection [B, T, d_mlp]",
+    "mlp_out": "the MLP's contribution to the residual stream [B, T, d]",
+    "resid_post": "residual stream leaving the block [B, T, d] (block l's is h_{l+1})",
+}
+#: points the adapters attach torch hooks to; ``resid_mid`` is derived from two of them
+MODULE_POINTS = ("resid_pre", "head_out", "attn_out", "mlp_post", "mlp_out", "resid_post")
+
+
+@dataclass(frozen=True)
+class HookSite:
+    """Where one hook point of one block lives: a module, and whether the value is its input
+    (first positional argument, or the keyword ``kwarg``) or its output (a tensor, or a tuple
+    whose first item is the tensor)."""
+
+    module: nn.Module
+    io: Literal["input", "output"]
+    kwarg: str | None = None
+
+
+class StopForward(Exception):
+    """Raised by a hook to end a forward pass early (early exit: later blocks never run).
+
+    ``value`` is whatever the hook wants to hand back; the adapter sets ``past`` to the KV cache
+    as far as the pass got (the blocks before the stop), so generation can continue from it.
+    """
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("forward pass stopped by a hook")
+        self.value = value
+        self.past: Any = None
 
 
 class Tokenizer(ABC):
@@ -74,13 +124,9 @@ class ForwardOutput:
 class LensModel(ABC):
     """A causal LM seen through the hook points the engine needs.
 
-    Hook points (torch modules; the engine attaches forward hooks to them):
-    - ``blocks[l]``: block l; its *input* (first positional arg or ``hidden_states`` kwarg) is the
-      residual stream entering it, its output (tensor, or tuple whose first item is the tensor) the
-      stream after it. The input of ``blocks[0]`` is ``h_0``.
-    - ``head_out_proj(l)``: the attention output projection of block l; its *input* is the
-      concatenation of all heads' outputs, shape [B, T, H * d_head] (head-major).
-    - ``mlp(l)``: the MLP of block l; its output is the MLP's contribution to the residual.
+    :meth:`hook_sites` maps the :data:`HOOK_POINTS` of a block to modules the engine attaches
+    torch hooks to. The input of ``blocks[0]`` is ``h_0``; ``head_out`` arrives as the input of
+    the attention output projection, [B, T, H * d_head] (head-major).
     """
 
     info: ModelInfo
@@ -98,8 +144,8 @@ class LensModel(ABC):
         """The attention output projection of ``layer`` (its input holds the per-head outputs)."""
 
     @abstractmethod
-    def mlp(self, layer: int) -> nn.Module:
-        """The MLP module of ``layer``."""
+    def hook_sites(self, block: int) -> dict[str, HookSite]:
+        """The modules behind every name in :data:`MODULE_POINTS` for ``block``."""
 
     @abstractmethod
     def head_out_weight(self, layer: int) -> torch.Tensor:
@@ -140,22 +186,26 @@ class LensModel(ABC):
         past: Any = None,
         output_attentions: bool = False,
         last_logits_only: bool = False,
+        grad: bool = False,
     ) -> ForwardOutput:
         """Run ids [B, T_new] (continuing ``past`` if given): logits, attentions, cache.
 
         With ``last_logits_only`` the logits are those of the last position only ([B, 1, V]):
-        the capture needs nothing else, and the lens unembeds every layer itself.
+        the capture needs nothing else, and the lens unembeds every layer itself. With ``grad``
+        the pass runs under the caller's autograd mode (gradients can flow, e.g. from a hook's
+        tensor to the logits); otherwise it runs without autograd. A hook that raises
+        :class:`StopForward` ends the pass: the adapter sets the exception's ``past`` and
+        re-raises it.
         """
 
-    def trace(self, prompt: str | None = None, **kwargs: Any) -> Any:
-        """Capture ``prompt`` and read every layer (:func:`layerscope.engine.trace.run_trace`)."""
-        from layerscope.engine.trace import run_trace
-
-        return run_trace(self, prompt, **kwargs)
+    @abstractmethod
+    def select_cache_rows(self, past: Any, rows: torch.Tensor) -> Any:
+        """The cache whose batch row i is row ``rows[i]`` of ``past`` (rows may repeat or be
+        dropped: beam search). ``past`` must not be used afterwards."""
 
     def __repr__(self) -> str:
         i = self.info
         return (
-            f"<{type(self).__name__} {i.name} family={i.family} layers={i.n_layers} "
+            f"<{type(self).__name__} {i.name} family={i.family} blocks={i.n_blocks} "
             f"heads={i.n_heads} d={i.d_model} vocab={i.vocab_size} device={self.device}>"
         )

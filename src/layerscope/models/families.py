@@ -21,9 +21,12 @@ class FamilySpec:
     blocks: str
     final_norm: str
     lm_head: str
-    out_proj: str  # relative to a block
-    mlp: str  # relative to a block
+    out_proj: str  # relative to a block: W_O (its input holds the per-head outputs)
+    attn_out: str  # relative to a block: the module whose output attention adds to the stream
+    mlp_down: str  # relative to a block: the MLP's down projection (its input: the neurons)
+    mlp_out: str  # relative to a block: the module whose output the MLP adds to the stream
     out_proj_is_conv1d: bool = False  # GPT-2's Conv1D stores W as [in, out]
+    parallel_attr: str | None = None  # config flag: attention and MLP both read resid_pre
     softcap_attr: str | None = None  # config attribute holding the final logit softcap
     needs_eager_attention: bool = False  # attention softcap is only implemented eagerly
 
@@ -43,7 +46,9 @@ _LLAMA_LIKE = FamilySpec(
     final_norm="model.norm",
     lm_head="lm_head",
     out_proj="self_attn.o_proj",
-    mlp="mlp",
+    attn_out="self_attn",
+    mlp_down="mlp.down_proj",
+    mlp_out="mlp",
 )
 
 FAMILIES: dict[str, FamilySpec] = {
@@ -57,7 +62,10 @@ FAMILIES: dict[str, FamilySpec] = {
         final_norm="model.norm",
         lm_head="lm_head",
         out_proj="self_attn.o_proj",
-        mlp="mlp",
+        # Gemma-2 norms each sub-layer's output before adding it to the stream
+        attn_out="post_attention_layernorm",
+        mlp_down="mlp.down_proj",
+        mlp_out="post_feedforward_layernorm",
         softcap_attr="final_logit_softcapping",
         needs_eager_attention=True,
     ),
@@ -66,7 +74,9 @@ FAMILIES: dict[str, FamilySpec] = {
         final_norm="transformer.ln_f",
         lm_head="lm_head",
         out_proj="attn.c_proj",
-        mlp="mlp",
+        attn_out="attn",
+        mlp_down="mlp.c_proj",
+        mlp_out="mlp",
         out_proj_is_conv1d=True,
     ),
     "gpt_neox": FamilySpec(
@@ -74,7 +84,10 @@ FAMILIES: dict[str, FamilySpec] = {
         final_norm="gpt_neox.final_layer_norm",
         lm_head="lm_head|embed_out",  # transformers < 5 called it embed_out
         out_proj="attention.dense",
-        mlp="mlp",
+        attn_out="attention",
+        mlp_down="mlp.dense_4h_to_h",
+        mlp_out="mlp",
+        parallel_attr="use_parallel_residual",
     ),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,14 @@ import torch
 from torch import nn
 
 from layerscope.errors import InputError, ModelLoadError, ModelNotFoundError
-from layerscope.models.base import ForwardOutput, LensModel, ModelInfo, Tokenizer
+from layerscope.models.base import (
+    ForwardOutput,
+    HookSite,
+    LensModel,
+    ModelInfo,
+    StopForward,
+    Tokenizer,
+)
 from layerscope.models.device import default_device, dtype_for
 from layerscope.models.families import FamilySpec, family_spec
 
@@ -107,17 +115,22 @@ class HFLensModel(LensModel):
             or getattr(cfg, "n_positions", None)
             or 2048
         )
+        down = self.spec.get(self._blocks[0], self.spec.mlp_down)
+        d_mlp = down.weight.shape[0 if self.spec.out_proj_is_conv1d else 1]
+        parallel = bool(self.spec.parallel_attr and getattr(cfg, self.spec.parallel_attr, False))
         self.info = ModelInfo(
             name=name,
             family=cfg.model_type,
-            n_layers=len(self._blocks),
+            n_blocks=len(self._blocks),
             n_heads=n_heads,
             d_model=d_model,
             d_head=d_head,
+            d_mlp=int(d_mlp),
             vocab_size=self._lm_head.weight.shape[0],
             context_length=int(context),
             n_params=sum(p.numel() for p in hf_model.parameters()),
             source=source,
+            parallel_residual=parallel,
         )
         self._softcap = getattr(cfg, self.spec.softcap_attr) if self.spec.softcap_attr else None
         self._attn_impl = getattr(cfg, "_attn_implementation", None)
@@ -145,8 +158,16 @@ class HFLensModel(LensModel):
     def head_out_proj(self, layer: int) -> nn.Module:
         return self.spec.get(self._blocks[layer], self.spec.out_proj)
 
-    def mlp(self, layer: int) -> nn.Module:
-        return self.spec.get(self._blocks[layer], self.spec.mlp)
+    def hook_sites(self, block: int) -> dict[str, HookSite]:
+        b, spec = self._blocks[block], self.spec
+        return {
+            "resid_pre": HookSite(b, "input", kwarg="hidden_states"),
+            "head_out": HookSite(spec.get(b, spec.out_proj), "input"),
+            "attn_out": HookSite(spec.get(b, spec.attn_out), "output"),
+            "mlp_post": HookSite(spec.get(b, spec.mlp_down), "input"),
+            "mlp_out": HookSite(spec.get(b, spec.mlp_out), "output"),
+            "resid_post": HookSite(b, "output"),
+        }
 
     def head_out_weight(self, layer: int) -> torch.Tensor:
         w = self.head_out_proj(layer).weight
@@ -185,23 +206,32 @@ class HFLensModel(LensModel):
         past: Any = None,
         output_attentions: bool = False,
         last_logits_only: bool = False,
+        grad: bool = False,
     ) -> ForwardOutput:
         self._set_attention("eager" if output_attentions else self._default_attn)
         if past is None:
             from transformers import DynamicCache
 
             past = DynamicCache()
-        with torch.inference_mode():
-            out = self.hf(
-                input_ids=ids.to(self.device),
-                past_key_values=past,
-                use_cache=True,
-                output_attentions=output_attentions,
-                logits_to_keep=1 if last_logits_only else 0,
-                return_dict=True,
-            )
+        try:
+            with contextlib.nullcontext() if grad else torch.inference_mode():
+                out = self.hf(
+                    input_ids=ids.to(self.device),
+                    past_key_values=past,
+                    use_cache=True,
+                    output_attentions=output_attentions,
+                    logits_to_keep=1 if last_logits_only else 0,
+                    return_dict=True,
+                )
+        except StopForward as stop:
+            stop.past = past  # DynamicCache is filled in place, block by block
+            raise
         attn = list(out.attentions) if output_attentions and out.attentions else None
         return ForwardOutput(logits=out.logits, attentions=attn, past=out.past_key_values)
+
+    def select_cache_rows(self, past: Any, rows: torch.Tensor) -> Any:
+        past.reorder_cache(rows.to(self.device))
+        return past
 
 
 def load_hf_directory(

@@ -11,11 +11,14 @@ from fastapi import FastAPI, Query, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
+from layerscope.engine.model import Model, lens_model_of
 from layerscope.models.base import LensModel
 from layerscope.server import routes
 from layerscope.server.context import ServerContext
 from layerscope.server.protocol import Connection, new_session
-from layerscope.server.store import TraceStore
+from layerscope.server.handlers import REGISTRY
+from layerscope.server.registry import Registry
+from layerscope.server.store import ResultStore
 from layerscope.server.worker import ModelWorker
 
 log = logging.getLogger("layerscope.server")
@@ -29,17 +32,22 @@ def missing_vendor_files() -> list[str]:
 
 
 def create_app(
-    model: LensModel,
+    model: Model | LensModel,
     *,
     max_pending: int = 2,
     session_bytes: int = 512 << 20,
     max_sessions: int = 8,
+    registry: Registry | None = None,
 ) -> FastAPI:
-    """An app serving ``model``: one worker thread owns it; traces stay in memory."""
+    """An app serving ``model``: one worker thread owns it; results stay in memory.
+
+    ``registry`` defaults to every request type in ``server/handlers/``.
+    """
+    registry = registry or REGISTRY
     ctx = ServerContext(
-        model=model,
+        model=lens_model_of(model),
         worker=ModelWorker(max_pending=max_pending),
-        store=TraceStore(session_bytes=session_bytes, max_sessions=max_sessions),
+        store=ResultStore(session_bytes=session_bytes, max_sessions=max_sessions),
     )
 
     @asynccontextmanager
@@ -54,12 +62,13 @@ def create_app(
         version="0.1.0",
     )
     app.state.ctx = ctx
+    app.state.registry = registry
     app.include_router(routes.router)
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket, session: str | None = Query(None)) -> None:
         await ws.accept()
-        await Connection(ctx, ws, new_session(session)).serve()
+        await Connection(ctx, registry, ws, new_session(session)).serve()
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -8,7 +8,6 @@ import logging
 import re
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +15,10 @@ from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
 from layerscope.errors import LayerscopeError
-from layerscope.server import jobs
-from layerscope.server import schemas as S
-from layerscope.server.context import ServerContext
-from layerscope.server.frames import VocabTracker, model_summary
+from layerscope.server.context import RequestContext, ServerContext, VocabTracker
+from layerscope.server.frames import hello_frame
+from layerscope.server.registry import Registry
+from layerscope.server.schemas import ErrorFrame
 from layerscope.server.store import UnknownIdError
 from layerscope.server.worker import BusyError, Cancelled
 
@@ -29,14 +28,20 @@ MAX_MESSAGE_CHARS = 100_000
 
 
 class Connection:
-    """State of one WebSocket client: its session, token table and in-flight requests."""
+    """State of one WebSocket client: its session, token table and in-flight requests.
 
-    def __init__(self, ctx: ServerContext, ws: WebSocket, session: str) -> None:
-        self.ctx = ctx
+    Every request runs the same way: its handler runs on the model worker with a
+    :class:`RequestContext`; frames it emits are forwarded as they come, then its terminal frame.
+    """
+
+    def __init__(
+        self, server: ServerContext, registry: Registry, ws: WebSocket, session: str
+    ) -> None:
+        self.server = server
+        self.registry = registry
         self.ws = ws
         self.session = session
-        self.vocab = VocabTracker(ctx.model)
-        self.vocab_lock = threading.Lock()
+        self.vocab = VocabTracker(server.model)
         self.closed = threading.Event()
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
@@ -50,10 +55,10 @@ class Connection:
 
     async def error(self, req: int | None, code: str, message: str) -> None:
         if not self.closed.is_set():
-            await self.send(S.ErrorFrame(req=req, code=code, message=message))  # type: ignore[arg-type]
+            await self.send(ErrorFrame(req=req, code=code, message=message))  # type: ignore[arg-type]
 
     async def serve(self) -> None:
-        await self.send(S.HelloFrame(session=self.session, model=model_summary(self.ctx.model)))
+        await self.send(hello_frame(self.server.model, self.registry, self.session))
         try:
             while True:
                 text = await self.ws.receive_text()
@@ -73,7 +78,7 @@ class Connection:
             raw = json.loads(text)
             if isinstance(raw, dict) and isinstance(raw.get("req"), int):
                 req = raw["req"]
-            msg = S.client_frame.validate_python(raw)
+            msg = self.registry.client_frame.validate_python(raw)
         except (ValueError, ValidationError) as exc:
             self._spawn(self.error(req, "bad_request", _validation_message(exc)))
             return
@@ -86,11 +91,7 @@ class Connection:
 
     async def _handle(self, msg: Any) -> None:
         try:
-            if isinstance(msg, S.TraceRequest | S.PatchedTraceRequest):
-                await self._stream(msg)
-            else:
-                frame = await self.ctx.worker.run(lambda: jobs.answer(self, msg))
-                await self.send(frame)
+            await self._run(msg)
         except BusyError as exc:
             await self.error(msg.req, "busy", str(exc))
         except UnknownIdError as exc:
@@ -105,46 +106,32 @@ class Connection:
             log.exception("request %s failed", msg.type)
             await self.error(msg.req, "internal", f"internal error: {type(exc).__name__}: {exc}")
 
-    async def _stream(self, msg: S.TraceRequest | S.PatchedTraceRequest) -> None:
-        """Run a trace on the worker, forwarding its frames as the callbacks produce them."""
+    async def _run(self, msg: Any) -> None:
+        """Run the handler on the worker, forwarding emitted frames, then the terminal frame."""
         loop = asyncio.get_running_loop()
         frames: asyncio.Queue[str] = asyncio.Queue()
-        t0 = time.perf_counter()
-
-        def emit(frame: BaseModel) -> None:
-            if self.closed.is_set():
-                raise Cancelled()
-            loop.call_soon_threadsafe(frames.put_nowait, frame.model_dump_json())
-
-        job: Callable[[], Any] = lambda: jobs.stream_trace(self, msg, emit)  # noqa: E731
-        fut = asyncio.ensure_future(self.ctx.worker.run(job))
-        sent = 0
+        ctx = RequestContext(
+            server=self.server,
+            session=self.session,
+            req=msg.req,
+            vocabulary=self.vocab,
+            send=lambda text: loop.call_soon_threadsafe(frames.put_nowait, text),
+            closed=self.closed,
+        )
+        handler = self.registry[msg.type].handler
+        job: Callable[[], Any] = lambda: handler(ctx, msg)  # noqa: E731
+        fut = asyncio.ensure_future(self.server.worker.run(job))
         while True:
             getter = asyncio.ensure_future(frames.get())
             done, _ = await asyncio.wait({getter, fut}, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
-                sent += await self.send(getter.result())
+                await self.send(getter.result())
                 continue
             getter.cancel()
             break
         while not frames.empty():
-            sent += await self.send(frames.get_nowait())
-        trace = fut.result()
-        trace_id = self.ctx.store.put(self.session, trace)
-        timings = {k: round(float(v), 4) for k, v in trace.timings.items()}
-        timings["server"] = round(time.perf_counter() - t0, 4)
-        await self.send(
-            S.DoneFrame(
-                req=msg.req,
-                trace_id=trace_id,
-                tokens=[int(i) for i in trace.ids],
-                n_prompt=int(trace.n_prompt),
-                lock_in=[int(x) for x in trace.lock_in()],
-                timings=timings,
-                bytes_sent=sent,
-                trace_bytes=int(trace.nbytes()),
-            )
-        )
+            await self.send(frames.get_nowait())
+        await self.send(fut.result())
 
 
 def _validation_message(exc: Exception) -> str:

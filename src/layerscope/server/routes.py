@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
+from layerscope.engine.interventions import bind
 from layerscope.engine.trace import Trace, run_trace
 from layerscope.errors import LayerscopeError
 from layerscope.server import schemas as S
 from layerscope.server.context import ServerContext
 from layerscope.server.frames import model_summary
+from layerscope.server.handlers.trace import TraceRequest, request_ids
 from layerscope.server.store import UnknownIdError
 from layerscope.server.worker import BusyError
 
@@ -30,8 +32,8 @@ async def health(request: Request) -> S.Health:
         model=ctx.model.info.name,
         busy=ctx.worker.busy,
         pending=ctx.worker.pending,
-        traces=len(ctx.store),
-        trace_bytes=ctx.store.nbytes,
+        results=len(ctx.store),
+        result_bytes=ctx.store.nbytes,
     )
 
 
@@ -43,7 +45,7 @@ async def models(request: Request) -> S.ModelsResponse:
     return S.ModelsResponse(loaded=model_summary(_ctx(request).model), available=sorted(CATALOG))
 
 
-class TraceBody(S.TraceRequest):
+class TraceBody(TraceRequest):
     """A trace request over REST (``type`` and ``req`` may be left out)."""
 
 
@@ -52,7 +54,7 @@ async def trace(body: TraceBody, request: Request) -> dict[str, Any]:
     """Run a trace and return it whole (the ``Trace.to_dict`` schema plus ``trace_id``)."""
     ctx = _ctx(request)
     try:
-        ids = ctx.encode(body.prompt, body.chat)
+        ids = request_ids(ctx, body)
     except LayerscopeError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
 
@@ -66,6 +68,7 @@ async def trace(body: TraceBody, request: Request) -> dict[str, Any]:
             top_k=body.top_k,
             seed=body.seed,
             lens_top_k=body.lens_top_k,
+            interventions=bind(ctx.model, body.interventions),
         )
 
     try:
@@ -91,6 +94,7 @@ async def get_trace(trace_id: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/protocol")
-async def protocol() -> dict[str, Any]:
-    """JSON Schemas of the WebSocket frames: what clients send and what the server answers."""
-    return {"client": S.client_frame.json_schema(), "server": S.server_frame.json_schema()}
+async def protocol(request: Request) -> dict[str, Any]:
+    """JSON Schemas of the WebSocket frames (what clients send, what the server answers) and
+    each request type's frames."""
+    return request.app.state.registry.json_schema()

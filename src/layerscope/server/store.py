@@ -1,11 +1,13 @@
-"""Traces kept in memory only: an LRU per session, bounded in bytes, and a bound on sessions."""
+"""Results kept in memory only: an LRU per session, bounded in bytes, and a bound on sessions."""
 
 from __future__ import annotations
 
 import secrets
 import threading
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class UnknownIdError(KeyError):
@@ -22,8 +24,9 @@ class _Session:
         self.bytes = 0
 
 
-class TraceStore:
-    """Holds traces (and other results with ``nbytes()``) by id, least recently used evicted first.
+class ResultStore:
+    """Every stored result (traces, patch sweeps, ...: anything with ``nbytes()``) by id, under one
+    eviction policy: least recently used first.
 
     Each session keeps at most ``session_bytes``; at most ``max_sessions`` sessions are kept (the
     least recently used session goes first). An item larger than the budget is still kept, alone.
@@ -58,6 +61,13 @@ class TraceStore:
                 s.bytes -= old_size
                 self._owner.pop(old_id, None)
         return item_id
+
+    def get_as(self, item_id: str, kind: type[T]) -> T:
+        """The item under ``item_id`` if it is a ``kind`` (UnknownIdError otherwise)."""
+        item = self.get(item_id)
+        if not isinstance(item, kind):
+            raise UnknownIdError(item_id)
+        return item
 
     def get(self, item_id: str) -> Any:
         """The item under ``item_id`` (UnknownIdError if unknown or evicted), now recently used."""

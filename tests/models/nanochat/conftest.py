@@ -125,9 +125,10 @@ def ckpt_dir(tmp_path_factory: pytest.TempPathFactory, encoding: Any) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(ckpt_dir: Path) -> Any:
+    from layerscope.engine.model import Model
     from layerscope.models.nanochat import load_nanochat
 
-    return load_nanochat(ckpt_dir, device="cpu")
+    return Model(load_nanochat(ckpt_dir, device="cpu"))
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def logits_of(model: Any, text: str = PROMPT) -> torch.Tensor:
 
 def test_load_plain_dir(tiny_model: Any, ckpt_dir: Path) -> None:
     info = tiny_model.info
-    assert (info.family, info.n_layers, info.n_heads, info.d_model) == ("nanochat", 2, 4, 64)
+    assert (info.family, info.n_blocks, info.n_heads, info.d_model) == ("nanochat", 2, 4, 64)
     assert (info.d_head, info.vocab_size, info.context_length) == (16, 300, 64)
     assert info.n_params == 2 * 300 * 64 + 2 * 12 * 64 * 64
     assert info.extra["step"] == 650 and info.source == str(ckpt_dir)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from layerscope.engine.lens import layer_logits
+from layerscope.engine.trace import run_trace
 from layerscope.models.nanochat import load_nanochat
 
 PROMPT = "The quick brown fox jumps"
@@ -17,8 +18,8 @@ PROMPT = "The quick brown fox jumps"
 
 def test_lens_final_layer_equals_logits(tiny_model: Any) -> None:
     trace = tiny_model.trace(PROMPT)
-    L = tiny_model.info.n_layers
-    assert trace.n_layers == L + 1 and trace.layers[-1] == f"h_{L}"
+    L = tiny_model.info.n_blocks
+    assert trace.n_lens_layers == L + 1 and trace.layers[-1] == f"h_{L}"
     logits = tiny_model.forward(torch.tensor([trace.ids]), output_attentions=True).logits[0]
     assert torch.equal(layer_logits(tiny_model, trace.capture.resid, L), logits)
     # the capture unembeds only the last position (for sampling): same values up to BLAS rounding
@@ -33,7 +34,7 @@ def test_lens_final_layer_equals_logits(tiny_model: Any) -> None:
 
 def test_per_head_outputs_rebuild_attention(tiny_model: Any) -> None:
     cap = tiny_model.trace(PROMPT).capture
-    for layer in range(tiny_model.info.n_layers):
+    for layer in range(tiny_model.info.n_blocks):
         attn_out = cap.resid[layer + 1] - cap.resid[layer] - cap.mlp_out[layer]
         heads = cap.head_out[layer].flatten(1)  # [T, H*dh]
         rebuilt = heads @ tiny_model.head_out_weight(layer).T
@@ -77,7 +78,7 @@ def test_chat_trace_stops_at_assistant_end(make_checkpoint: Callable[..., Path])
     model = load_nanochat(make_checkpoint(edit_state=_always_assistant_end), device="cpu")
     end = model.tokenizer.special["<|assistant_end|>"]
     assert end == 295
-    trace = model.trace("Hello, world!", chat=True, generate=10)
+    trace = run_trace(model, "Hello, world!", chat=True, generate=10)
     msgs = [{"role": "user", "content": "Hello, world!"}]
     assert trace.ids[: trace.n_prompt] == model.tokenizer.encode_chat(msgs)
     assert trace.ids[trace.n_prompt :] == [end]

@@ -167,7 +167,7 @@ def test_cache_not_mutated(tiny_model: NanochatLM) -> None:
 def test_attention_probs_causal_and_normalised(tiny_model: NanochatLM) -> None:
     out = tiny_model.forward(torch.tensor([IDS]), output_attentions=True)
     T = len(IDS)
-    assert len(out.attentions) == tiny_model.info.n_layers
+    assert len(out.attentions) == tiny_model.info.n_blocks
     for a in out.attentions:
         assert a.shape == (1, tiny_model.info.n_heads, T, T)
         torch.testing.assert_close(a.sum(-1), torch.ones(1, 4, T))

@@ -153,18 +153,20 @@ class NanochatTransformer(nn.Module):
         """h_0: the normed token embedding (what enters block 0)."""
         return norm(self.transformer.wte(ids))
 
-    def run_blocks(
+    def new_step(
         self,
         ids: torch.Tensor,
         past: list[tuple[torch.Tensor, torch.Tensor]] | None,
         output_attentions: bool,
-    ) -> tuple[torch.Tensor, StepState]:
-        """Residual stream after the last block for ids [B, T_new] continuing ``past``."""
-        offset = 0 if past is None else past[0][0].size(2)
-        T = ids.size(1)
-        cos, sin = self.rotary(offset + T, ids.device)
-        step = StepState(cos[offset:], sin[offset:], past, output_attentions)
+    ) -> StepState:
+        """The per-call state for ids [B, T_new] continuing ``past``."""
+        offset = 0 if not past else past[0][0].size(2)
+        cos, sin = self.rotary(offset + ids.size(1), ids.device)
+        return StepState(cos[offset:], sin[offset:], past or None, output_attentions)
+
+    def run_blocks(self, ids: torch.Tensor, step: StepState) -> torch.Tensor:
+        """Residual stream after the last block for ids [B, T_new] (``step`` from new_step)."""
         x = self.embed(ids)
         for block in self.transformer.h:
             x = block(x, step)
-        return x, step
+        return x

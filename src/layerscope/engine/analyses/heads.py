@@ -1,4 +1,4 @@
-"""Analyses of a captured pass: per-head logit lens and PCA trajectories of the residual stream.
+"""Per-head logit lens of a captured pass.
 
 The per-head lens is *direct logit attribution*: a head's output, mapped into the residual stream by
 its slice of W_O, is read through the final norm with the norm's statistics frozen at the final
@@ -84,7 +84,7 @@ def head_logit_lens(
     [L, T, H, d_head] before W_O. The contribution of head h in layer l is
     ``W_U[target] · frozen_norm(W_O[:, h] z_{l,h})``.
     """
-    n_layers, n_pos, n_heads, d_head = head_out.shape
+    n_blocks, n_pos, n_heads, d_head = head_out.shape
     if not 0 <= position < n_pos:
         raise InputError(f"position {position} is outside the trace (0..{n_pos - 1})")
     if not 0 <= target_id < model.unembed_weight.shape[0]:
@@ -92,10 +92,10 @@ def head_logit_lens(
     frozen = freeze_final_norm(model, resid[-1, position])
     dev = frozen.scale.device
     outs = []
-    for layer in range(n_layers):
-        w_o = model.head_out_weight(layer).to(dev).float()  # [d, H*d_head]
+    for block in range(n_blocks):
+        w_o = model.head_out_weight(block).to(dev).float()  # [d, H*d_head]
         w_o = w_o.view(w_o.shape[0], n_heads, d_head)
-        z = head_out[layer, position].to(dev).float()  # [H, d_head]
+        z = head_out[block, position].to(dev).float()  # [H, d_head]
         outs.append(torch.einsum("dhk,hk->hd", w_o, z))
     read = frozen(torch.stack(outs))  # [L, H, d]
     w_u = model.unembed_weight.to(dev).float()
@@ -106,50 +106,5 @@ def head_logit_lens(
         position=position,
         target_id=int(target_id),
         contrib=contrib.cpu().numpy().astype(np.float32),
-        top_ids=top.reshape(n_layers, n_heads, -1).cpu().numpy().astype(np.int32),
-    )
-
-
-@dataclass(frozen=True)
-class Trajectory:
-    """Residual vectors of some positions through all layers, in their first two PCs' plane."""
-
-    positions: list[int]
-    coords: np.ndarray  # float32 [L+1, P, 2]
-    explained: np.ndarray  # float32 [2]: variance ratio of each component
-
-
-@torch.no_grad()
-def pca_trajectories(
-    model: LensModel, resid: torch.Tensor, positions: list[int], normed: bool = True
-) -> Trajectory:
-    """Project the residual of ``positions`` at every layer onto their two principal components.
-
-    With ``normed`` the vectors first go through the final norm (what the lens reads), so the growth
-    of the residual's norm with depth does not swamp the picture. Signs are fixed (largest loading
-    positive) so the result is deterministic.
-    """
-    n_pos = resid.shape[1]
-    bad = [p for p in positions if not 0 <= p < n_pos]
-    if bad or not positions:
-        raise InputError(f"positions must be within 0..{n_pos - 1}; got {positions}")
-    x = resid[:, positions, :]
-    x = model.final_norm(x.to(model.device, model.dtype)) if normed else x
-    x = x.float().cpu()
-    flat = x.reshape(-1, x.shape[-1])
-    centred = flat - flat.mean(dim=0, keepdim=True)
-    _, s, vh = torch.linalg.svd(centred.double(), full_matrices=False)
-    comps = vh[:2].float()
-    if comps.shape[0] < 2:  # a single point: pad with a zero component
-        comps = torch.cat([comps, torch.zeros(2 - comps.shape[0], comps.shape[1])])
-    flip = torch.sign(comps.gather(1, comps.abs().argmax(dim=1, keepdim=True)))
-    comps = comps * torch.where(flip == 0, torch.ones_like(flip), flip)
-    coords = (centred @ comps.T).reshape(x.shape[0], len(positions), 2)
-    var = (s**2).float()
-    explained = var[:2] / var.sum().clamp_min(1e-30)
-    explained = torch.cat([explained, torch.zeros(2 - explained.shape[0])])
-    return Trajectory(
-        positions=list(positions),
-        coords=coords.numpy().astype(np.float32),
-        explained=explained.numpy().astype(np.float32),
+        top_ids=top.reshape(n_blocks, n_heads, -1).cpu().numpy().astype(np.int32),
     )

@@ -1,4 +1,4 @@
-"""Activation patching and early-exit decoding on a tiny model."""
+"""Activation patching sweeps on a tiny model (built on the Patch intervention)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from layerscope.engine.analyses.patching import patch_sweep
 from layerscope.engine.capture import capture
-from layerscope.engine.patching import (
-    early_exit_generate,
-    patch_edit,
-    patch_sweep,
-    patched_trace,
-)
+from layerscope.engine.trace import run_trace
 from layerscope.errors import InputError
 
 
@@ -38,8 +34,7 @@ def sweep(model, pair):
 
 def test_sweep_shape_and_endpoints(model, pair, sweep):
     clean, corrupted = pair
-    n_layers = model.info.n_layers + 1
-    assert sweep.prob.shape == (n_layers, len(clean))
+    assert sweep.prob.shape == (model.info.n_lens_layers, len(clean))
     # patching the last position at the last layer hands over the clean logits entirely
     assert sweep.prob[-1, -1] == pytest.approx(sweep.p_clean, rel=1e-4)
     # positions where the prompts agree change nothing at layer 0
@@ -52,15 +47,19 @@ def test_sweep_shape_and_endpoints(model, pair, sweep):
 def test_batched_sweep_matches_single_patched_runs(model, pair, sweep):
     _, corrupted = pair
     for layer, pos in [(0, 3), (1, 2), (2, 4)]:
-        c = capture(model, corrupted, attention=False, edit=patch_edit(sweep, layer, pos))
+        c = capture(model, corrupted, attention=False, interventions=[sweep.cell_patch(layer, pos)])
         p = float(torch.softmax(c.logits, -1)[sweep.answer_id])
         assert p == pytest.approx(float(sweep.prob[layer, pos]), rel=1e-4, abs=1e-6)
 
 
-def test_patched_trace_records_the_patch(model, sweep):
-    tr = patched_trace(model, sweep, 1, 3, lens_top_k=3)
-    assert tr.settings["patched"] == [1, 3]
-    torch.testing.assert_close(tr.capture.resid[1, 3], sweep.clean_resid[1, 3].to(tr.capture.resid))
+def test_a_patched_run_is_a_trace_with_the_patch_attached(model, pair, sweep):
+    clean, corrupted = pair
+    patch = sweep.cell_patch(1, 3)
+    tr = run_trace(model, ids=corrupted, lens_top_k=3, interventions=[patch])
+    assert tr.interventions == [patch.model_dump(mode="json")]
+    assert tr.interventions[0]["point"] == "resid_post" and tr.interventions[0]["block"] == 0
+    clean_resid = capture(model, clean, attention=False).resid
+    torch.testing.assert_close(tr.capture.resid[1, 3], clean_resid[1, 3])
     assert tr.lens.top_ids.shape[2] == 3
 
 
@@ -71,17 +70,4 @@ def test_unequal_prompts_are_refused(model):
 
 def test_patch_cell_outside_the_sweep_is_refused(sweep):
     with pytest.raises(InputError):
-        patch_edit(sweep, 99, 0)
-
-
-def test_early_exit_at_the_last_layer_is_greedy_generation(model, pair):
-    ids = pair[0]
-    full = early_exit_generate(model, ids, model.info.n_layers, 5)
-    tr = model.trace(ids=ids, generate=5, attention=False)
-    assert full == tr.ids[len(ids) :][: len(full)]
-    early = early_exit_generate(model, ids, 1, 5)
-    assert len(early) == 5
-    # the first early token is the layer-1 lens argmax at the last prompt position
-    assert early[0] == int(tr.lens.top_ids[1, len(ids) - 1, 0])
-    with pytest.raises(InputError):
-        early_exit_generate(model, ids, 99, 2)
+        sweep.cell_patch(99, 0)

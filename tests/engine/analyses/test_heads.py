@@ -1,12 +1,11 @@
-"""Per-head logit lens (direct logit attribution) and PCA trajectories on a tiny model."""
+"""Per-head logit lens (direct logit attribution) on a tiny model."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from layerscope.engine.analysis import freeze_final_norm, head_logit_lens, pca_trajectories
+from layerscope.engine.analyses.heads import freeze_final_norm, head_logit_lens
 from layerscope.engine.capture import capture
 from layerscope.errors import InputError
 
@@ -49,9 +48,9 @@ def test_head_contributions_add_up_to_the_logit(model, cap):
     pos = 4
     target = int(model.unembed(model.final_norm(cap.resid[-1, pos])).argmax())
     hl = head_logit_lens(model, cap.resid, cap.head_out, pos, target, k=3)
-    n_layers, n_heads = model.info.n_layers, model.info.n_heads
-    assert hl.contrib.shape == (n_layers, n_heads)
-    assert hl.top_ids.shape == (n_layers, n_heads, 3)
+    n_blocks, n_heads = model.info.n_blocks, model.info.n_heads
+    assert hl.contrib.shape == (n_blocks, n_heads)
+    assert hl.top_ids.shape == (n_blocks, n_heads, 3)
     frozen = freeze_final_norm(model, cap.resid[-1, pos])
     w_u = model.unembed_weight[target].float()
     rest = frozen(cap.resid[0, pos]) @ w_u + sum(frozen(m) @ w_u for m in cap.mlp_out[:, pos])
@@ -65,15 +64,3 @@ def test_head_lens_rejects_bad_positions(model, cap):
         head_logit_lens(model, cap.resid, cap.head_out, 999, 0)
     with pytest.raises(InputError):
         head_logit_lens(model, cap.resid, cap.head_out, 0, 10**9)
-
-
-def test_pca_trajectories_shape_and_determinism(model, cap):
-    a = pca_trajectories(model, cap.resid, [1, 3])
-    b = pca_trajectories(model, cap.resid, [1, 3])
-    assert a.coords.shape == (model.info.n_layers + 1, 2, 2)
-    np.testing.assert_array_equal(a.coords, b.coords)
-    assert 0 < a.explained[0] <= 1 and a.explained[1] <= a.explained[0]
-    single = pca_trajectories(model, cap.resid, [2], normed=False)
-    assert single.coords.shape == (model.info.n_layers + 1, 1, 2)
-    with pytest.raises(InputError):
-        pca_trajectories(model, cap.resid, [100])

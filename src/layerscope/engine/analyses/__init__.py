@@ -1,0 +1,1 @@
+"""Analyses of captured passes: per-head lens, PCA trajectories, patching sweeps."""

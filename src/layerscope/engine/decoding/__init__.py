@@ -1,0 +1,1 @@
+"""Decoding: sampling settings and early-exit generation."""

@@ -1,0 +1,56 @@
+"""``heads``: each head's direct contribution to one token's logit at one position."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from layerscope.engine.analyses.heads import head_logit_lens
+from layerscope.server.context import RequestContext
+from layerscope.server.registry import request
+from layerscope.server.schemas import Frame, Request, Vocab
+
+
+class HeadsRequest(Request):
+    """Per-head direct logit contributions at one position of a stored trace."""
+
+    type: Literal["heads"] = "heads"
+    trace_id: str
+    position: int = Field(ge=0)
+    target_id: int | None = Field(None, ge=0)  # default: the final layer's top prediction
+    k: int = Field(5, ge=1, le=20)
+
+
+class HeadsFrame(Frame):
+    """Direct logit contribution of each head (blocks x heads) to ``target_id`` at ``position``."""
+
+    type: Literal["heads"] = "heads"
+    req: int
+    trace_id: str
+    position: int
+    target_id: int
+    contrib: list[list[float]]  # [block][head], logit units
+    top_ids: list[list[list[int]]]  # [block][head][k] tokens each head pushes up most
+    vocab: Vocab
+
+
+@request(HeadsRequest, answers=HeadsFrame)
+def heads(ctx: RequestContext, msg: HeadsRequest) -> HeadsFrame:
+    trace = ctx.stored_trace(msg.trace_id)
+    trace.check_cell(None, msg.position)
+    target = msg.target_id
+    if target is None:
+        target = int(trace.lens.top_ids[-1, msg.position, 0])
+    cap = trace.capture
+    hl = head_logit_lens(ctx.model, cap.resid, cap.head_out, msg.position, target, msg.k)
+    return HeadsFrame(
+        req=msg.req,
+        trace_id=msg.trace_id,
+        position=msg.position,
+        target_id=target,
+        contrib=np.round(hl.contrib.astype(np.float64), 4).tolist(),
+        top_ids=hl.top_ids.astype(np.int64).tolist(),
+        vocab=ctx.vocab([*hl.top_ids.ravel().tolist(), target]),
+    )
