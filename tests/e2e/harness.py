@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -69,6 +70,7 @@ class Page:
         self.requests: list[str] = []
         self.foreign: list[str] = []
         self.errors: list[str] = []
+        self.hello: dict | None = None  # the server's hello frame, as the page received it
         self.context.route("**/*", self._route)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("websocket", self._websocket)
@@ -88,6 +90,11 @@ class Page:
         self.requests.append(ws.url)
         if urlparse(ws.url).hostname not in LOCAL_HOSTS:
             self.foreign.append(ws.url)
+        ws.on("framereceived", self._frame)
+
+    def _frame(self, payload) -> None:
+        if self.hello is None:  # the first frame of the connection
+            self.hello = json.loads(payload)
 
     def shot(self, name: str, full_page: bool = False, element: str | None = None) -> Path:
         """Save a screenshot: the viewport, the whole page, or one element (a CSS selector)."""

@@ -57,6 +57,12 @@ def test_trace_scrub_hover_and_heatmap(page: Page, live_server):
     run_prompt(page, live_server.url)
     n_layers = pg.evaluate(f"{TRACE}.nLayers")
     assert layer_shown(page) == n_layers - 1
+    # the trace's typed arrays are the statistics the server declared in hello, nothing else
+    columns = pg.evaluate(
+        f"Object.entries({TRACE}.columns).map(([n, c]) => [n, c.data.constructor.name])"
+    )
+    array = {"int32": "Int32Array", "float32": "Float32Array"}
+    assert columns == [[s["name"], array[s["dtype"]]] for s in page.hello["statistics"]]
     final = outs(page)
     n_prompt = pg.evaluate(f"{TRACE}.nPrompt")
     assert final[n_prompt - 1][0] == "·Paris"  # spaces shown as faint dots

@@ -65,7 +65,10 @@ Alpine.data("app", () => ({
       setLayer: (l) => app.setLayer(l),
       select: (positions) => app.select(positions),
       query: (msg) => store.answer(msg, (m) => client.ask(m)),
-      run: (request) => app.stream(request, true),
+      run: (request) => {
+        app.stream(request);
+        document.querySelector(".scrub-card").scrollIntoView({ behavior: "smooth" });
+      },
       error: (err) => app.showError(err),
     };
   },
@@ -94,11 +97,11 @@ Alpine.data("app", () => ({
     const gen = Math.max(0, Math.min(this.maxGenerate, this.generate | 0));
     this.stream({ type: "trace", prompt: this.prompt, chat: this.chat, generate: gen,
       temperature: +this.temperature || 0, seed: this.seed | 0,
-      top_k: this.topK ? this.topK | 0 : null, lens_top_k: 5 }, false);
+      top_k: this.topK ? this.topK | 0 : null, lens_top_k: 5 });
   },
 
-  /** Stream a trace request onto the scrubber; `fromView` scrolls the scrubber into sight. */
-  stream(request, fromView) {
+  /** Stream a trace request onto the scrubber. */
+  stream(request) {
     if (this.running) return;
     this.running = true;
     this.error = "";
@@ -109,7 +112,6 @@ Alpine.data("app", () => ({
       else if (f.type === "error") this.onFailed(f, tr);
       else this.onFrame(f, tr);
     });
-    if (fromView) document.querySelector(".scrub-card").scrollIntoView({ behavior: "smooth" });
   },
 
   onStart(f, request) {
@@ -173,6 +175,7 @@ Alpine.data("app", () => ({
   },
 
   back() {
+    if (!store.reference) return;
     store.back();
     this.showTrace(store.current, Math.min(this.layer, store.current.last));
   },

@@ -42,8 +42,9 @@ export class Client extends EventTarget {
     const req = this.nextReq++;
     const spec = this.hello?.requests[msg.type];
     this.pending.set(req, { onFrame, terminal: new Set(spec?.terminal) });
-    if (!this.open) queueMicrotask(() => this.#fail(req, "internal", "not connected to the server"));
-    else if (!spec) queueMicrotask(() => this.#fail(req, "bad_request", `the server has no "${msg.type}" request`));
+    const refuse = (code, message) => queueMicrotask(() => this.#fail(req, code, message));
+    if (!this.open) refuse("internal", "not connected to the server");
+    else if (!spec) refuse("bad_request", `the server has no "${msg.type}" request`);
     else this.ws.send(JSON.stringify({ ...msg, req }));
     return req;
   }
@@ -71,8 +72,9 @@ export class Client extends EventTarget {
 
   #onHello(frame) {
     if (frame.protocol !== PROTOCOL) {
-      this.dispatchEvent(new CustomEvent("error", { detail: { type: "error", req: null,
-        code: "internal", message: `the server speaks protocol ${frame.protocol}, this page ${PROTOCOL}` } }));
+      const message = `the server speaks protocol ${frame.protocol}, this page ${PROTOCOL}`;
+      this.dispatchEvent(new CustomEvent("error",
+        { detail: { type: "error", req: null, code: "internal", message } }));
       return;
     }
     this.hello = frame;

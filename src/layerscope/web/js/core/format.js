@@ -30,7 +30,7 @@ export const pct = (p) =>
     : p >= 0.001 ? `${(p * 100).toFixed(1)}%` : "<0.1%";
 
 // Confidence ramp shared by the stripes and the heatmap: yellow (unsure) -> deep blue (sure).
-export const RAMP = ["#f6c945", "#7fbf7b", "#2b8cbe", "#253494"];
+const RAMP = ["#f6c945", "#7fbf7b", "#2b8cbe", "#253494"];
 export const RAMP_SCALE = RAMP.map((c, i) => [i / (RAMP.length - 1), c]);
 const RAMP_RGB = RAMP.map((c) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16)));
 

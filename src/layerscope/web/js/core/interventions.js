@@ -9,7 +9,7 @@ const lensPoint = (layer) => (layer === 0 ? { point: "resid_pre", block: 0 }
 const lensLayer = (iv) => (iv.point === "resid_pre" ? iv.block
   : iv.point === "resid_post" ? iv.block + 1 : null);
 
-/** The patch that re-runs a sweep's corrupted prompt with (lens layer, position) from the clean one. */
+/** The patch that re-runs a sweep's corrupted prompt with one (lens layer, position) clean. */
 export function sweepCellPatch(sweep, layer, position) {
   return { kind: "patch", ...lensPoint(layer), positions: [position], heads: null,
     source_ids: sweep.clean };

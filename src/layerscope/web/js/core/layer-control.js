@@ -1,4 +1,4 @@
-// The scrubber's layer input: the vertical slider, ↑/↓/←/→/Home/End keys and the mouse wheel.
+// The scrubber's layer input: the vertical slider, arrow/Home/End keys and the mouse wheel.
 
 const STEP = { ArrowUp: 1, ArrowRight: 1, ArrowDown: -1, ArrowLeft: -1 };
 const WHEEL_PX = 50; // wheel distance per layer
@@ -28,7 +28,7 @@ export class LayerControl {
     const s = this.slider;
     if (+s.max !== n - 1) s.max = n - 1;
     if (+s.value !== layer) s.value = layer;
-    s.disabled = false;
+    if (s.disabled) s.disabled = false;
     this.layer = layer;
     this.n = n;
   }

@@ -5,7 +5,7 @@ import { tokenLabel } from "./format.js";
 
 const CONFIG = { displayModeBar: false, responsive: true };
 const FONT = { family: "system-ui, DejaVu Sans, sans-serif", size: 12, color: "#1b2130" };
-export const MONO = { family: "DejaVu Sans Mono", size: 10 };
+const MONO = { family: "DejaVu Sans Mono", size: 10 };
 
 const BASE = { margin: { l: 50, r: 10, t: 8, b: 44 }, paper_bgcolor: "rgba(0,0,0,0)",
   plot_bgcolor: "#f3f4f7", font: FONT };
@@ -14,7 +14,9 @@ const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v)
 /** `over` merged into a copy of `base`, recursively for plain objects. */
 function merge(base, over) {
   const out = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = isObject(v) && isObject(out[k]) ? merge(out[k], v) : v;
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = isObject(v) && isObject(out[k]) ? merge(out[k], v) : v;
+  }
   return out;
 }
 

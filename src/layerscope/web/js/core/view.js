@@ -9,9 +9,9 @@
 //   onSelect(positions, ctx)  the selected positions changed
 //   show() / hide()           the tab opened or closed
 // Only the open view hears events; when a view opens it gets onTrace with the trace on screen, so
-// it must draw everything from (trace, ctx.layer, ctx.selected). `ctx` is the page's context: client,
-// store, trace, layer, selected, text(id), setLayer(l), select(positions), query(msg), run(request),
-// error(err) — see main.js.
+// it must draw everything from (trace, ctx.layer, ctx.selected). `ctx` is the page's context:
+// client, store, trace, layer, selected, text(id), setLayer(l), select(positions), query(msg),
+// run(request), error(err) — see main.js.
 
 export class View {
   mount(root) {
@@ -33,7 +33,7 @@ export class View {
   onLayer() {}
   onSelect() {}
 
-  /** A check for an answer being awaited: true until the next ticket is taken or the view closes. */
+  /** A check for an awaited answer: true until the next ticket is taken or the view closes. */
   ticket() {
     const n = ++this.seq;
     return () => n === this.seq && this.visible;
@@ -55,6 +55,25 @@ export class View {
       if (fresh()) this.note("");
       ctx.error(err);
     }
+  }
+
+  /** On submit of the view's form, await `work()` with the submit button disabled and reading
+   * `busy`; errors go to ctx.error. */
+  onSubmit(busy, ctx, work) {
+    const form = this.$("form"), button = form.querySelector("[type=submit]");
+    const idle = button.textContent;
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      button.disabled = true;
+      button.textContent = busy;
+      try {
+        await work();
+      } catch (err) {
+        ctx.error(err);
+      }
+      button.disabled = false;
+      button.textContent = idle;
+    });
   }
 
   /** Show `text` in the view's `.placeholder` (hide it with ""). */

@@ -9,8 +9,8 @@ const MAX_TOKENS = 64;
 class EarlyExitView extends View {
   id = "early";
   label = "Early exit";
-  description = "What the model would write if it stopped after its first k layers and answered " +
-    "from there, next to what the whole model writes.";
+  description = "What the model would write if it stopped after its first k blocks (layer k) and " +
+    "answered from there, next to what the whole model writes.";
   markup = `
     <form class="early-form">
       <label>Exit at layer <input type="number" min="0" value="20" class="num" id="early-layer">
@@ -25,30 +25,18 @@ class EarlyExitView extends View {
 
   mount(root, ctx) {
     super.mount(root);
-    this.$("form").addEventListener("submit", (e) => {
-      e.preventDefault();
-      this.#generate(ctx);
-    });
-  }
-
-  onTrace(trace) { this.$("#early-layer").max = trace.last; }
-
-  async #generate(ctx) {
-    const ref = ctx.store.reference;
-    if (!ref) return;
-    const button = this.$("#early-run");
     const clamp = (el, lo, hi) => Math.max(lo, Math.min(hi, el.valueAsNumber | 0));
-    button.disabled = true;
-    button.textContent = "Generating…";
-    try {
+    this.onSubmit("Generating…", ctx, async () => {
+      const ref = ctx.store.reference; // the plain run on screen or behind a variant
+      if (!ref) return;
       const f = await ctx.client.ask({ type: "early_exit", prompt: ref.request.prompt,
         chat: ref.request.chat, layer: clamp(this.$("#early-layer"), 0, ref.last),
         generate: clamp(this.$("#early-tokens"), 1, MAX_TOKENS) });
       this.#draw(f, ctx.text);
-    } catch (err) { ctx.error(err); }
-    button.disabled = false;
-    button.textContent = "Generate";
+    });
   }
+
+  onTrace(trace) { this.$("#early-layer").max = trace.last; }
 
   #draw(f, text) {
     const join = (ids) => ids.map((id) => text(id) ?? "").join("");
@@ -57,15 +45,16 @@ class EarlyExitView extends View {
       return id === f.full[i] ? s : `<span class="d">${s}</span>`;
     }).join("");
     const same = f.early.filter((id, i) => id === f.full[i]).length;
-    const row = (label, html, id = "") =>
-      `<div class="early-row"><span class="lbl">${label}</span><span class="txt"${id}>${html}</span></div>`;
+    const row = (label, html, id = "") => '<div class="early-row">' +
+      `<span class="lbl">${label}</span><span class="txt"${id}>${html}</span></div>`;
     this.$("#early").innerHTML =
       row("Prompt (end)", `<span class="p">${escapeHTML(join(f.prompt).slice(-160))}</span>`) +
       row(`First ${f.layer} of ${f.n_lens_layers - 1} blocks`, early,
         ' id="early-text"') +
       row("Whole model", f.full.map((id) => tokenHTML(text(id))).join("")) +
       `<div class="early-row"><span class="lbl"></span><span class="muted small">${same} of ` +
-      `${f.full.length} tokens agree (red: differs from the whole model at the same step)</span></div>`;
+      `${f.full.length} tokens agree (red: differs from the whole model at the same step)` +
+      "</span></div>";
   }
 }
 

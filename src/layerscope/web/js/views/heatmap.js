@@ -2,14 +2,18 @@
 // The statistics to colour by are the per-position ones the trace carries (from hello).
 
 import { RAMP_SCALE, pct, tokenLabel } from "../core/format.js";
-import { columnShapes, drawGrid, onCellClick, positionLabels, relayout, rowBox } from "../core/plot.js";
+import {
+  columnShapes, drawGrid, onCellClick, positionLabels, relayout, rowBox,
+} from "../core/plot.js";
 import { View } from "../core/view.js";
 
 const DEFAULT_METRIC = "final_prob";
 // Words for the statistics a person picks from; one the server adds later shows by its name.
-const LABELS = { final_prob: "probability of the final token", final_rank: "rank of the final token",
+const LABELS = {
+  final_prob: "probability of the final token", final_rank: "rank of the final token",
   next_prob: "probability of the actual next token", next_rank: "rank of the actual next token",
-  entropy: "entropy (nats)", kl_final: "KL to the final layer (nats)" };
+  entropy: "entropy (nats)", kl_final: "KL to the final layer (nats)",
+};
 const statLabel = (stat) => LABELS[stat.name] ?? stat.name.replace(/_/g, " ");
 const RANK_TICKS = { tickvals: [0, 1, 2, 3], ticktext: ["1", "10", "100", "1000+"] };
 
@@ -32,8 +36,8 @@ function fmt(stat, v) {
 class HeatmapView extends View {
   id = "heatmap";
   label = "Heatmap";
-  description = "Every layer's guess at every token at once: rows are layers (input at the bottom), " +
-    "columns are tokens, and the colour shows how sure that layer already is of the final answer.";
+  description = "Every layer's guess at every token: rows are layers (input at the bottom), " +
+    "columns are tokens, colour is how sure that layer already is of the final answer.";
   markup = `
     <div class="view-bar">
       <label>Colour by <select id="metric"></select></label>
@@ -86,7 +90,8 @@ class HeatmapView extends View {
     const stats = statistics.filter((s) => s.shape === "position");
     if (this.metric.options.length === stats.length) return;
     this.metric.replaceChildren(...stats.map((s) => new Option(statLabel(s), s.name)));
-    this.metric.value = stats.some((s) => s.name === DEFAULT_METRIC) ? DEFAULT_METRIC : stats[0].name;
+    const named = stats.some((s) => s.name === DEFAULT_METRIC);
+    this.metric.value = named ? DEFAULT_METRIC : stats[0].name;
   }
 
   #draw(trace, ctx) {

@@ -3,7 +3,7 @@
 
 import { escapeHTML, pct, tokenLabel } from "../core/format.js";
 import { sweepCellPatch } from "../core/interventions.js";
-import { drawGrid, onCellClick } from "../core/plot.js";
+import { drawGrid, onCellClick, positionLabels } from "../core/plot.js";
 import { View } from "../core/view.js";
 
 const SCALE = [[0, "#f7f7fb"], [0.5, "#9e9ac8"], [1, "#3f007d"]];
@@ -11,8 +11,8 @@ const SCALE = [[0, "#f7f7fb"], [0.5, "#9e9ac8"], [1, "#3f007d"]];
 class PatchingView extends View {
   id = "patching";
   label = "Patching";
-  description = "Run a corrupted prompt, but copy one layer's hidden state at one token from a " +
-    "clean prompt: the colour shows how much of the clean answer that single copy brings back.";
+  description = "Run the corrupted prompt with one layer's hidden state at one token copied from " +
+    "the clean prompt: the colour shows how much of the clean answer comes back.";
   markup = `
     <form class="patch-form">
       <label>Clean prompt <input id="patch-clean" type="text"
@@ -29,23 +29,11 @@ class PatchingView extends View {
 
   mount(root, ctx) {
     super.mount(root);
-    this.$("form").addEventListener("submit", (e) => {
-      e.preventDefault();
-      this.#sweep(ctx);
-    });
-  }
-
-  async #sweep(ctx) {
-    const button = this.$("#patch-run");
-    button.disabled = true;
-    button.textContent = "Patching…";
-    try {
+    this.onSubmit("Patching…", ctx, async () => {
       const f = await ctx.client.ask({ type: "patch_sweep", clean: this.$("#patch-clean").value,
         corrupted: this.$("#patch-corrupted").value });
       this.#draw(f, ctx);
-    } catch (err) { ctx.error(err); }
-    button.disabled = false;
-    button.textContent = "Run patching";
+    });
   }
 
   #draw(f, ctx) {
@@ -59,10 +47,11 @@ class PatchingView extends View {
       `<b>layer ${l}</b> · position ${t}<br>clean ${tok(f.clean[t])} → corrupted ` +
       `${tok(f.corrupted[t])}<br>p(answer) = ${pct(f.prob[l][t])}` +
       `<br>restored ${(r * 100).toFixed(0)}%<br><i>click to open this run</i>`));
+    const x = positionLabels(f.corrupted, text, 10)
+      .map((s, t) => (f.corrupted[t] !== f.clean[t] ? `${s}*` : s)); // * marks differing tokens
     const el = this.$("#patch");
     drawGrid(el, {
-      z: f.restored, hover, rowTitle: "layer", colorscale: SCALE, zmin: 0, zmax: 1,
-      x: f.corrupted.map((id, t) => `${t}:${tokenLabel(text(id), 10)}${id !== f.clean[t] ? "*" : ""}`),
+      z: f.restored, hover, x, rowTitle: "layer", colorscale: SCALE, zmin: 0, zmax: 1,
       colorbar: { title: "restored", tickformat: ".0%" }, rowHeight: 15,
     });
     onCellClick(el, (layer, pos) => ctx.run({ type: "trace", ids: f.corrupted, lens_top_k: 5,
