@@ -55,31 +55,59 @@ def tiny_config(family: str):
     common = {"vocab_size": vocab}
     if family == "llama":
         return tf.LlamaConfig(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-            tie_word_embeddings=False, **common,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            tie_word_embeddings=False,
+            **common,
         )
     if family == "qwen2":
         return tf.Qwen2Config(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, **common,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            **common,
         )
     if family == "gemma2":
         return tf.Gemma2Config(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
-            final_logit_softcapping=5.0, attn_logit_softcapping=20.0, sliding_window=8,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            max_position_embeddings=128,
+            final_logit_softcapping=5.0,
+            attn_logit_softcapping=20.0,
+            sliding_window=8,
             **common,
         )
     if family == "gpt2":
         return tf.GPT2Config(
-            n_embd=64, n_layer=2, n_head=4, n_positions=128, bos_token_id=0, eos_token_id=2,
+            n_embd=64,
+            n_layer=2,
+            n_head=4,
+            n_positions=128,
+            bos_token_id=0,
+            eos_token_id=2,
             **common,
         )
     if family == "gpt_neox":
         return tf.GPTNeoXConfig(
-            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=128, rotary_pct=0.5, bos_token_id=0, eos_token_id=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=128,
+            rotary_pct=0.5,
+            bos_token_id=0,
+            eos_token_id=2,
             **common,
         )
     raise ValueError(family)

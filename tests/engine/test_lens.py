@@ -86,8 +86,13 @@ def test_lock_in_is_the_start_of_the_final_top1_run():
     shape = rank.shape
     zeros = np.zeros(shape, np.float32)
     lens = Lens(
-        top_ids=np.zeros((*shape, 1), np.int32), top_probs=np.zeros((*shape, 1), np.float32),
-        final_rank=rank, final_prob=zeros, next_rank=rank, next_prob=zeros,
-        entropy=zeros, kl_final=zeros,
+        top_ids=np.zeros((*shape, 1), np.int32),
+        top_probs=np.zeros((*shape, 1), np.float32),
+        final_rank=rank,
+        final_prob=zeros,
+        next_rank=rank,
+        next_prob=zeros,
+        entropy=zeros,
+        kl_final=zeros,
     )
     assert lens.lock_in().tolist() == [2, 1, 3]

@@ -46,8 +46,20 @@ def test_chat_generation_uses_the_chat_template(model):
 
 def test_cli_json_is_byte_identical_with_sampling():
     cmd = [
-        sys.executable, "-m", "layerscope.cli", "trace", "Once upon a time", "--generate", "6",
-        "--temperature", "0.9", "--top-k", "50", "--seed", "42", "--json",
+        sys.executable,
+        "-m",
+        "layerscope.cli",
+        "trace",
+        "Once upon a time",
+        "--generate",
+        "6",
+        "--temperature",
+        "0.9",
+        "--top-k",
+        "50",
+        "--seed",
+        "42",
+        "--json",
     ]
     first = subprocess.run(cmd, capture_output=True, check=True).stdout
     second = subprocess.run(cmd, capture_output=True, check=True).stdout

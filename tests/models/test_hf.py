@@ -45,9 +45,7 @@ def test_captured_states_equal_reference_hidden_states(model, ids):
     for layer in range(n):  # h_0 .. h_{L-1} are the raw streams
         torch.testing.assert_close(cap.resid[layer], hidden[layer][0], atol=1e-5, rtol=1e-5)
     # HF's last hidden state already has the final norm applied; ours is the raw stream.
-    torch.testing.assert_close(
-        model.final_norm(cap.resid[n]), hidden[n][0], atol=1e-5, rtol=1e-5
-    )
+    torch.testing.assert_close(model.final_norm(cap.resid[n]), hidden[n][0], atol=1e-5, rtol=1e-5)
 
 
 def test_attention_is_a_causal_distribution(model, ids):
