@@ -100,6 +100,8 @@ def rss_gb() -> float:
 
 def run_case(shape: str, device_name: str, tokens: list[int], repeats: int) -> list[dict]:
     """Build one model, then time full traces at each length (first run is a warm-up)."""
+    from layerscope.engine.trace import run_trace
+
     device = torch.device(device_name)
     t0 = time.perf_counter()
     model = random_model(shape, device)
@@ -117,7 +119,7 @@ def run_case(shape: str, device_name: str, tokens: list[int], repeats: int) -> l
         for r in range(repeats + 1):
             sync(device)
             t = time.perf_counter()
-            trace = model.trace(ids=ids, attention=True, keep_capture=False)
+            trace = run_trace(model, ids=ids, attention=True, keep_capture=False)
             sync(device)
             t_ser = time.perf_counter()
             text = json.dumps(trace.to_dict())
@@ -131,7 +133,7 @@ def run_case(shape: str, device_name: str, tokens: list[int], repeats: int) -> l
                 "device": device_name,
                 "dtype": str(model.dtype).removeprefix("torch."),
                 "tokens": n,
-                "lens_layers": model.info.n_layers + 1,
+                "lens_layers": model.info.n_lens_layers,
                 "params_b": model.info.n_params / 1e9,
                 "build_s": build_s,
                 "trace_ms": 1000 * statistics.median(times),

@@ -294,7 +294,7 @@ def disagreement_gaps(
 def flop_floor(model: Any, n_tok: int) -> dict[str, float]:
     info = model.info
     forward = 2.0 * info.n_params * n_tok
-    lens = (info.n_layers + 1) * n_tok * info.d_model * info.vocab_size * 2.0
+    lens = info.n_lens_layers * n_tok * info.d_model * info.vocab_size * 2.0
     return {
         "forward_gflop": forward / 1e9,
         "lens_gflop": lens / 1e9,
@@ -432,7 +432,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "model": model.info.name,
         "tokens": len(ids),
-        "lens_layers": model.info.n_layers + 1,
+        "lens_layers": model.info.n_lens_layers,
         "d_model": model.info.d_model,
         "vocab": model.info.vocab_size,
         "n_params": model.info.n_params,

@@ -109,9 +109,9 @@ BY_NAME: dict[str, Statistic] = {s.name: s for s in STATISTICS}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
 
 
-def markdown_rows(prefix: str = "lens.") -> str:
-    """The README table rows of the statistics (``| key | type | meaning |``)."""
-    rows = []
+def markdown_table(prefix: str = "lens.") -> str:
+    """The README table of the statistics (``| key | type | meaning |``)."""
+    rows = ["| key | type | meaning |", "|---|---|---|"]
     for s in STATISTICS:
         scalar = "int" if s.dtype == "int32" else "float"
         if s.nullable:
