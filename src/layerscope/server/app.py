@@ -15,8 +15,8 @@ from layerscope.engine.model import Model, lens_model_of
 from layerscope.models.base import LensModel
 from layerscope.server import routes
 from layerscope.server.context import ServerContext
-from layerscope.server.protocol import Connection, new_session
 from layerscope.server.handlers import REGISTRY
+from layerscope.server.protocol import Connection, new_session
 from layerscope.server.registry import Registry
 from layerscope.server.store import ResultStore
 from layerscope.server.worker import ModelWorker

@@ -1,7 +1,8 @@
 """One module per request type; importing this package registers every one of them.
 
-``REGISTRY`` imported from here holds them all. A new request type is a new module here that declares its request and frames and decorates its
-handler with :func:`layerscope.server.registry.request`; nothing else needs an edit.
+``REGISTRY`` imported from here holds them all. A new request type is a new module here that
+declares its request and frames and decorates its handler with
+:func:`layerscope.server.registry.request`; nothing else needs an edit.
 """
 
 from __future__ import annotations
