@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,6 +140,9 @@ class HFLensModel(LensModel):
         # Attention probabilities need the eager kernel; every other pass uses the model's own
         # (usually SDPA), so a trace's numbers never depend on what ran before it.
         self._default_attn = self._attn_impl or "eager"
+        # transformers 5.2x renamed ``past_key_values`` to ``cache`` (the old name warns)
+        params = inspect.signature(hf_model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     @classmethod
     def from_pretrained_model(
@@ -217,7 +221,7 @@ class HFLensModel(LensModel):
             with contextlib.nullcontext() if grad else torch.inference_mode():
                 out = self.hf(
                     input_ids=ids.to(self.device),
-                    past_key_values=past,
+                    **{self._cache_kw: past},
                     use_cache=True,
                     output_attentions=output_attentions,
                     logits_to_keep=1 if last_logits_only else 0,
@@ -227,7 +231,7 @@ class HFLensModel(LensModel):
             stop.past = past  # DynamicCache is filled in place, block by block
             raise
         attn = list(out.attentions) if output_attentions and out.attentions else None
-        return ForwardOutput(logits=out.logits, attentions=attn, past=out.past_key_values)
+        return ForwardOutput(logits=out.logits, attentions=attn, past=out[self._cache_kw])
 
     def select_cache_rows(self, past: Any, rows: torch.Tensor) -> Any:
         past.reorder_cache(rows.to(self.device))

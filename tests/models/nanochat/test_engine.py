@@ -83,3 +83,23 @@ def test_chat_trace_stops_at_assistant_end(make_checkpoint: Callable[..., Path])
     assert trace.ids[: trace.n_prompt] == model.tokenizer.encode_chat(msgs)
     assert trace.ids[trace.n_prompt :] == [end]
     assert trace.to_dict()["token_text"][str(end)] == "<|assistant_end|>"
+
+
+def test_gradients_and_cache_rows(tiny_model) -> None:
+    lm = tiny_model.lens_model
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    out = lm.forward(ids)
+    past = lm.select_cache_rows(out.past, torch.tensor([1, 1]))
+    got = lm.forward(torch.tensor([[7], [7]]), past=past).logits[:, -1]
+    ref = lm.forward(torch.tensor([[4, 5, 6, 7]])).logits[0, -1]
+    torch.testing.assert_close(got[0], ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got[1], ref, atol=1e-4, rtol=1e-4)
+    assert not out.logits.requires_grad
+    emb = lm.module.transformer.wte
+    emb.weight.requires_grad_(True)
+    try:
+        lm.forward(ids[:1], grad=True).logits[0, -1].max().backward()
+        assert emb.weight.grad is not None and emb.weight.grad.abs().sum() > 0
+    finally:
+        emb.weight.requires_grad_(False)
+        emb.weight.grad = None
