@@ -187,7 +187,7 @@ class Bound:
             for k, iv in enumerate(items):
                 if iv.site != (name, block):
                     continue
-                local = _local(iv.positions, positions, iv, self.sources)
+                local = _local(iv, positions)
                 if local is None:
                     continue
                 if out is None:
@@ -222,8 +222,9 @@ class Bound:
             out[where] += torch.tensor(iv.vector, dtype=out.dtype, device=out.device) * iv.scale
 
 
-def _local(wanted, positions: range, iv, sources: SourceCache) -> list[int] | None:
+def _local(iv: _Intervention, positions: range) -> list[int] | None:
     """Indices into this pass's time axis that ``iv`` touches (None if none)."""
+    wanted = iv.positions
     if wanted is None:
         if isinstance(iv, Patch):  # every position the source has
             limit = len(iv.source_ids)

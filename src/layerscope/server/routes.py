@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from layerscope.engine.interventions import bind
-from layerscope.engine.trace import Trace, run_trace
+from layerscope.engine.trace import Trace
 from layerscope.errors import LayerscopeError
 from layerscope.server import schemas as S
 from layerscope.server.context import ServerContext
 from layerscope.server.frames import model_summary
-from layerscope.server.handlers.trace import TraceRequest, request_ids
+from layerscope.server.handlers.trace import TraceRequest, request_ids, trace_request
 from layerscope.server.store import UnknownIdError
 from layerscope.server.worker import BusyError
 
@@ -59,17 +59,7 @@ async def trace(body: TraceBody, request: Request) -> dict[str, Any]:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
 
     def job() -> Trace:
-        return run_trace(
-            ctx.model,
-            ids=ids,
-            generate=body.generate,
-            chat=body.chat,
-            temperature=body.temperature,
-            top_k=body.top_k,
-            seed=body.seed,
-            lens_top_k=body.lens_top_k,
-            interventions=bind(ctx.model, body.interventions),
-        )
+        return trace_request(ctx.model, body, ids, bind(ctx.model, body.interventions))
 
     try:
         result = await ctx.worker.run(job)

@@ -10,18 +10,6 @@ from layerscope.engine.capture import capture
 from layerscope.errors import InputError
 
 
-@pytest.fixture(scope="module")
-def model():
-    from tiny import tiny_model
-
-    return tiny_model("llama")
-
-
-@pytest.fixture(scope="module")
-def cap(model):
-    return capture(model, model.tokenizer.encode("The capital of France is Paris."))
-
-
 def test_frozen_norm_reproduces_the_norm_at_its_point(model, cap):
     x = cap.resid[-1, 3]
     frozen = freeze_final_norm(model, x)

@@ -6,20 +6,7 @@ import numpy as np
 import pytest
 
 from layerscope.engine.analyses.pca import pca_trajectories
-from layerscope.engine.capture import capture
 from layerscope.errors import InputError
-
-
-@pytest.fixture(scope="module")
-def model():
-    from tiny import tiny_model
-
-    return tiny_model("llama")
-
-
-@pytest.fixture(scope="module")
-def cap(model):
-    return capture(model, model.tokenizer.encode("The capital of France is Paris."))
 
 
 def test_pca_trajectories_shape_and_determinism(model, cap):

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, create_model, model_validator
 
-from layerscope.engine.interventions import Intervention, bind
+from layerscope.engine.interventions import Bound, Intervention, bind
 from layerscope.engine.statistics import STATISTICS
-from layerscope.engine.trace import check_length, lens_layer_names, prompt_ids, run_trace
+from layerscope.engine.trace import (
+    Trace,
+    check_length,
+    lens_layer_names,
+    prompt_ids,
+    run_trace,
+)
+from layerscope.models.base import LensModel
 from layerscope.server.context import RequestContext, ServerContext
 from layerscope.server.registry import request
 from layerscope.server.schemas import MAX_GENERATE, MAX_PROMPT_CHARS, Frame, Request, Vocab
@@ -97,6 +104,24 @@ def request_ids(server: ServerContext, msg: TraceRequest) -> list[int]:
     return ids
 
 
+def trace_request(
+    model: LensModel, msg: TraceRequest, ids: list[int], bound: Bound, **callbacks: Any
+) -> Trace:
+    """Run the trace ``msg`` asks for on ``ids`` (from :func:`request_ids`)."""
+    return run_trace(
+        model,
+        ids=ids,
+        generate=msg.generate,
+        chat=msg.chat,
+        temperature=msg.temperature,
+        top_k=msg.top_k,
+        seed=msg.seed,
+        lens_top_k=msg.lens_top_k,
+        interventions=bound,
+        **callbacks,
+    )
+
+
 @request(TraceRequest, answers=DoneFrame, streams=(StartFrame, TokenFrame, LayerFrame))
 def trace(ctx: RequestContext, msg: TraceRequest) -> DoneFrame:
     model = ctx.model
@@ -127,19 +152,7 @@ def trace(ctx: RequestContext, msg: TraceRequest) -> DoneFrame:
             )
         )
 
-    result = run_trace(
-        model,
-        ids=ids,
-        generate=msg.generate,
-        chat=msg.chat,
-        temperature=msg.temperature,
-        top_k=msg.top_k,
-        seed=msg.seed,
-        lens_top_k=msg.lens_top_k,
-        interventions=bound,
-        on_token=on_token,
-        on_layer=on_layer,
-    )
+    result = trace_request(model, msg, ids, bound, on_token=on_token, on_layer=on_layer)
     trace_id = ctx.store.put(ctx.session, result)
     timings = {k: round(float(v), 4) for k, v in result.timings.items()}
     timings["server"] = round(ctx.elapsed(), 4)
