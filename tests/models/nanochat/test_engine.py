@@ -103,3 +103,17 @@ def test_gradients_and_cache_rows(tiny_model) -> None:
     finally:
         emb.weight.requires_grad_(False)
         emb.weight.grad = None
+
+
+def test_cached_early_exit_on_nanochat(tiny_model) -> None:
+    from layerscope.engine.capture import capture
+    from layerscope.engine.decoding.early_exit import early_exit_generate
+
+    ids = tiny_model.tokenizer.encode(PROMPT)
+    seq, ref = list(ids), []
+    for _ in range(4):  # the slow way: the whole sequence again, read at h_1
+        h = capture(tiny_model, seq, attention=False).resid[1, -1]
+        tok = int(tiny_model.unembed(tiny_model.final_norm(h[None]))[0].argmax())
+        ref.append(tok)
+        seq.append(tok)
+    assert early_exit_generate(tiny_model, ids, 1, 4) == ref
