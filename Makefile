@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.layerscope-installed
 VENDOR := src/layerscope/web/vendor
 VENDOR_FILES := $(VENDOR)/alpine.esm.min.js $(VENDOR)/plotly.min.js
 
-.PHONY: demo test lint bench browser web clean
+.PHONY: demo test lint docs bench browser web clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: $(STAMP) web browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+
+# The README's protocol and statistics tables are generated from the code (a test checks them).
+docs: $(STAMP)
+	$(PY) -m layerscope.server.docs README.md
 
 bench: $(STAMP)
 	$(PY) bench/bench_trace.py
