@@ -21,3 +21,7 @@ class ModelLoadError(LayerscopeError, RuntimeError):
 
 class MissingPackageError(LayerscopeError, ImportError):
     """A package this model needs is not installed; the message says how to get it."""
+
+
+class TraceFileError(LayerscopeError, ValueError):
+    """A saved trace file that cannot be read: not a trace, corrupt, or from a newer version."""

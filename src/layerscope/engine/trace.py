@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,6 +19,9 @@ from layerscope.engine.lens import LayerCallback, Lens, compute_lens, layer_logi
 from layerscope.engine.statistics import BY_NAME
 from layerscope.errors import InputError
 from layerscope.models.base import LensModel
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 TokenCallback = Callable[[int, int, str], None]
 
@@ -107,6 +112,77 @@ class Trace:
             "token_text": {str(i): t for i, t in sorted(self.token_text.items())},
             "settings": dict(self.settings),
         }
+
+    # -- files and figures (implemented in trace_file, plots and export.html) ------------------
+
+    def save(self, path: str | os.PathLike[str], *, attention: bool = False) -> Path:
+        """Write this trace to a file (``*.lstrace.json``, ``docs/trace-format.md``); with
+        ``attention`` the attention patterns go in too. :meth:`load` reads it back exactly."""
+        from layerscope.engine.trace_file import save_trace
+
+        return save_trace(self, path, attention=attention)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Trace:
+        """A trace saved by :meth:`save` (no activations, no model); a clear
+        :class:`~layerscope.errors.TraceFileError` if the file is corrupt or from a newer
+        version."""
+        from layerscope.engine.trace_file import load_trace
+
+        return load_trace(path)
+
+    def plot_heatmap(self, metric: str = "final_prob") -> go.Figure:
+        """A Plotly heatmap of one lens statistic, layers × positions
+        (:func:`layerscope.engine.plots.heatmap`)."""
+        from layerscope.engine import plots
+
+        return plots.heatmap(self, metric)
+
+    def plot_stripes(self) -> go.Figure:
+        """The confidence stripes: per position, the final answer's rank at every layer."""
+        from layerscope.engine import plots
+
+        return plots.stripes(self)
+
+    def plot_heads(self, position: int | None = None, target_id: int | None = None) -> go.Figure:
+        """Each head's direct logit contribution to ``target_id`` (default: the final answer) at
+        ``position`` (default: the last); needs the activations and the model."""
+        from layerscope.engine import plots
+        from layerscope.engine.analyses.heads import head_logit_lens
+
+        if self.capture is None or self.model is None:
+            raise InputError(
+                "head contributions need the activations and the model; trace again with a "
+                "model (keep_capture=True)"
+            )
+        position = len(self.ids) - 1 if position is None else position
+        self.check_cell(None, position)
+        target = int(self.lens.top_ids[-1, position, 0]) if target_id is None else target_id
+        cap = self.capture
+        hl = head_logit_lens(self.model, cap.resid, cap.head_out, position, target)
+        ids = {target, *np.unique(hl.top_ids).tolist()}
+        text = {i: self.token_text.get(i) or self.model.tokenizer.token_text(i) for i in ids}
+        return plots.head_contributions(hl, text)
+
+    def plot_attention(self, block: int, head: int) -> go.Figure:
+        """The attention pattern of ``head`` in ``block`` (queries × keys)."""
+        from layerscope.engine import plots
+
+        return plots.attention(self, block, head)
+
+    def save_html(self, path: str | os.PathLike[str]) -> Any:
+        """One self-contained HTML file of the explorer for this trace
+        (:func:`layerscope.engine.export.html.save_html`)."""
+        from layerscope.engine.export import html
+
+        return html.save_html(self, path)
+
+    def show(self) -> Any:
+        """The explorer for this trace, inline in a notebook
+        (:func:`layerscope.engine.export.html.show`)."""
+        from layerscope.engine.export import html
+
+        return html.show(self)
 
 
 def lens_layer_names(model: LensModel) -> list[str]:
