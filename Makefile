@@ -8,7 +8,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.layerscope-installed
 VENDOR := src/layerscope/web/vendor
-VENDOR_FILES := $(VENDOR)/alpine.esm.min.js $(VENDOR)/plotly.min.js
+VENDOR_FILES := $(VENDOR)/alpine.esm.min.js $(VENDOR)/plotly.min.js \
+  $(VENDOR)/plotly-cartesian.min.js $(VENDOR)/standalone.js
+WEB_JS := $(shell find src/layerscope/web/js -name '*.js' 2>/dev/null)
 
 .PHONY: demo test lint docs bench browser web clean
 
@@ -24,10 +26,20 @@ $(STAMP): pyproject.toml
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-$(VENDOR_FILES): node_modules/.package-lock.json
+$(VENDOR)/alpine.esm.min.js $(VENDOR)/plotly.min.js $(VENDOR)/plotly-cartesian.min.js: \
+  node_modules/.package-lock.json
 	mkdir -p $(VENDOR)
 	cp node_modules/alpinejs/dist/module.esm.min.js $(VENDOR)/alpine.esm.min.js
 	cp node_modules/plotly.js-dist-min/plotly.min.js $(VENDOR)/plotly.min.js
+	cp node_modules/plotly.js-cartesian-dist-min/plotly-cartesian.min.js \
+	  $(VENDOR)/plotly-cartesian.min.js
+
+# The page with no server (save_html, show(), the Download button): the explorer, Alpine and the
+# views as one ES module; Plotly (the smaller cartesian build: heatmap + scatter) is inlined apart.
+$(VENDOR)/standalone.js: node_modules/.package-lock.json $(WEB_JS)
+	mkdir -p $(VENDOR)
+	node_modules/.bin/esbuild src/layerscope/web/js/standalone.js --bundle --format=esm \
+	  --minify --target=es2022 --legal-comments=none --log-level=warning --outfile=$@
 
 web: $(VENDOR_FILES)
 

@@ -80,7 +80,8 @@ class Page:
         url = route.request.url
         self.requests.append(url)
         host = urlparse(url).hostname
-        if url.startswith(("data:", "blob:")) or host in LOCAL_HOSTS:
+        # file: is a page opened from disk (an exported trace), never the network
+        if url.startswith(("data:", "blob:", "file:")) or host in LOCAL_HOSTS:
             route.continue_()
         else:
             self.foreign.append(url)

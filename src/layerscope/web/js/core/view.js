@@ -8,6 +8,11 @@
 //   onLayer(layer, ctx)       the scrubber moved
 //   onSelect(positions, ctx)  the selected positions changed
 //   show() / hide()           the tab opened or closed
+//   needs (optional)  what the view asks the server for: "model" (a new run on the server's
+//                     model) or "trace" (the server's activations of the trace on screen). Where
+//                     that is not there (a page with no server, a trace opened from a file) the
+//                     view is not drawn; the ViewHost shows a note with `python(trace, ctx)`: the
+//                     Python that computes the same thing.
 // Only the open view hears events; when a view opens it gets onTrace with the trace on screen, so
 // it must draw everything from (trace, ctx.layer, ctx.selected). `ctx` is the page's context:
 // client, store, trace, layer, selected, text(id), setLayer(l), select(positions), query(msg),
@@ -28,6 +33,8 @@ export class View {
     this.visible = false;
     this.seq++;
   }
+
+  needs = null;
 
   onTrace() {}
   onLayer() {}

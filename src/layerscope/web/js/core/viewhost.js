@@ -1,4 +1,8 @@
-// Mounts the views into tab panels and forwards the page's events to the open one.
+// Mounts the views into tab panels and forwards the page's events to the open one. A view that
+// needs what the page does not have (see `needs` in view.js) is not told about the trace; its
+// panel shows why, and the Python that computes the same thing.
+
+import { escapeHTML } from "./format.js";
 
 export class ViewHost {
   /**
@@ -10,7 +14,8 @@ export class ViewHost {
     this.views = views;
     this.ctx = ctx;
     this.open = null;
-    this.panels = new Map();
+    this.live = false; // whether the open view is drawing (not replaced by its note)
+    this.panels = new Map(); // id -> {panel, body, note}
     for (const v of views) {
       const panel = document.createElement("div");
       panel.className = "view";
@@ -21,12 +26,30 @@ export class ViewHost {
       const desc = document.createElement("p");
       desc.className = "view-desc";
       desc.textContent = v.description;
-      panel.append(desc);
-      panel.insertAdjacentHTML("beforeend", v.markup);
+      const note = document.createElement("div");
+      note.className = "needs-note";
+      note.hidden = true;
+      const body = document.createElement("div");
+      body.className = "view-body";
+      body.insertAdjacentHTML("beforeend", v.markup);
+      panel.append(desc, note, body);
       container.append(panel);
-      this.panels.set(v.id, panel);
+      this.panels.set(v.id, { panel, body, note });
       v.mount(panel, ctx);
     }
+  }
+
+  /** Why view `v` cannot draw `trace` here ("" when it can). */
+  missing(v, trace) {
+    if (!v.needs || !trace) return "";
+    if (this.ctx.offline) {
+      return "This view needs the model, and this page has only the saved trace (no server).";
+    }
+    if (v.needs === "trace" && trace.source) {
+      return "This trace was opened from a file: the server has none of its activations, so " +
+        "this view cannot be computed here.";
+    }
+    return "";
   }
 
   /** Open view `id` (closing the open one); it draws the trace on screen. */
@@ -35,15 +58,35 @@ export class ViewHost {
     if (!v || v === this.open) return;
     if (this.open) {
       this.open.hide();
-      this.panels.get(this.open.id).hidden = true;
+      this.panels.get(this.open.id).panel.hidden = true;
     }
     this.open = v;
-    this.panels.get(id).hidden = false;
+    this.panels.get(id).panel.hidden = false;
     v.show();
-    if (this.ctx.trace) v.onTrace(this.ctx.trace, this.ctx);
+    this.live = false;
+    if (this.ctx.trace) this.trace(this.ctx.trace);
   }
 
-  trace(trace) { this.open?.onTrace(trace, this.ctx); }
-  layer(layer) { this.open?.onLayer(layer, this.ctx); }
-  selection(positions) { this.open?.onSelect(positions, this.ctx); }
+  trace(trace) {
+    const v = this.open;
+    if (!v) return;
+    const why = this.missing(v, trace);
+    const { body, note } = this.panels.get(v.id);
+    body.hidden = !!why;
+    note.hidden = !why;
+    this.live = !why;
+    if (why) {
+      note.innerHTML = `<p><b>Needs the model.</b> ${escapeHTML(why)} Run it from Python:</p>` +
+        `<pre class="py"><code>${escapeHTML(v.python(trace, this.ctx))}</code></pre>`;
+      return;
+    }
+    v.onTrace(trace, this.ctx);
+  }
+
+  layer(layer) { if (this.live) this.open.onLayer(layer, this.ctx); }
+  selection(positions) {
+    if (!this.open) return;
+    if (this.live) this.open.onSelect(positions, this.ctx);
+    else if (this.ctx.trace) this.trace(this.ctx.trace); // the note's snippet names the selection
+  }
 }

@@ -23,6 +23,15 @@ class EarlyExitView extends View {
     </form>
     <div id="early" class="early-out"></div>`;
 
+  needs = "trace";
+
+  python(trace) {
+    const layer = Math.min(20, trace.last);
+    return "import layerscope\nmodel = layerscope.load()\n" +
+      `prompt_ids = [${trace.ids.slice(0, trace.nPrompt).join(", ")}]\n` +
+      `early = model.early_exit(prompt_ids, layer=${layer}, n=16)  # token ids read at layer ${layer}`;
+  }
+
   mount(root, ctx) {
     super.mount(root);
     const clamp = (el, lo, hi) => Math.max(lo, Math.min(hi, el.valueAsNumber | 0));

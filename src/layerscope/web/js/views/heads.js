@@ -3,6 +3,7 @@
 
 import { tokenLabel } from "../core/format.js";
 import { drawGrid } from "../core/plot.js";
+import { retrace } from "../core/python.js";
 import { View } from "../core/view.js";
 
 const DIVERGING = [[0, "#c43c39"], [0.5, "#f7f7f7"], [1, "#2b59c3"]];
@@ -20,6 +21,17 @@ class HeadsView extends View {
     </div>
     <div class="placeholder" hidden></div>
     <div id="heads" class="plot"></div>`;
+
+  needs = "trace";
+
+  python(trace, ctx) {
+    const pos = ctx.selected[0] ?? trace.nPrompt - 1;
+    return `${retrace(trace)}\n` +
+      "from layerscope.engine.analyses.heads import head_logit_lens\n" +
+      `heads = head_logit_lens(model.lens_model, trace.capture.resid,\n` +
+      `                        trace.capture.point("head_out"), position=${pos},\n` +
+      `                        target_id=int(trace.lens.top_ids[-1, ${pos}, 0]))`;
+  }
 
   onTrace(trace, ctx) { this.onSelect(ctx.selected, ctx); }
 

@@ -27,6 +27,15 @@ class PatchingView extends View {
     <div class="patch-summary" hidden></div>
     <div id="patch" class="plot"></div>`;
 
+  needs = "model";
+
+  python() {
+    return "import layerscope\nmodel = layerscope.load()\n" +
+      `sweep = model.patch_sweep(${JSON.stringify(this.$("#patch-clean").value)},\n` +
+      `                          ${JSON.stringify(this.$("#patch-corrupted").value)})\n` +
+      "sweep.restored  # [layer, position]: share of the clean answer restored";
+  }
+
   mount(root, ctx) {
     super.mount(root);
     this.onSubmit("Patching…", ctx, async () => {

@@ -3,6 +3,7 @@
 
 import { tokenLabel } from "../core/format.js";
 import { draw, layout, restyle } from "../core/plot.js";
+import { retrace } from "../core/python.js";
 import { View } from "../core/view.js";
 
 const COLORS = ["#4338ca", "#d6322e", "#1b9e77", "#e6a817", "#7b3294", "#2b8cbe", "#636363"];
@@ -20,6 +21,16 @@ class TrajectoryView extends View {
     </div>
     <div class="placeholder" hidden></div>
     <div id="trajectory" class="plot"></div>`;
+
+  needs = "trace";
+
+  python(trace, ctx) {
+    const positions = (ctx.selected.length ? ctx.selected : [trace.nPrompt - 1])
+      .slice(0, MAX_POSITIONS);
+    return `${retrace(trace)}\n` +
+      "from layerscope.engine.analyses.pca import pca_trajectories\n" +
+      `path = pca_trajectories(model.lens_model, trace.capture.resid, positions=[${positions}])`;
+  }
 
   mount(root) {
     super.mount(root);

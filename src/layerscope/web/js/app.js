@@ -1,0 +1,336 @@
+// The explorer's Alpine component: running traces, the layer scrubber, the views, opening a saved
+// trace and downloading one as a page. Served (main.js) it talks to the server through `client`;
+// standalone (standalone.js: an exported HTML file, a notebook output) `client` is an offline
+// stand-in and the one trace comes from the document the page embeds. Alpine holds only small
+// reactive state; traces live in the store (plain objects, never behind a proxy), and the views
+// (js/views/) are mounted and told about changes by a ViewHost without being named here.
+
+import { documentFromTrace, parseTraceFile, traceFromDocument } from "./core/document.js";
+import { exportHTML, offerDownload } from "./core/export.js";
+import { tokenLabel } from "./core/format.js";
+import { describeRun } from "./core/interventions.js";
+import { LayerControl } from "./core/layer-control.js";
+import { Scrubber } from "./core/scrubber.js";
+import { TraceStore } from "./core/store.js";
+import { TraceData } from "./core/trace.js";
+import { ViewHost } from "./core/viewhost.js";
+import { VIEWS } from "./views/index.js";
+
+const ERROR_TITLES = { busy: "Server busy.", bad_request: "Cannot run that:",
+  not_found: "Expired:", internal: "Something went wrong:", offline: "Offline:",
+  file: "Cannot open that file:" };
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/**
+ * The component's data object.
+ * @param {object} o {Alpine, client (Client or OfflineClient), doc (the embedded trace document,
+ *   standalone only)}
+ */
+export function explorer({ Alpine, client, doc = null }) {
+  const store = new TraceStore();
+  // A trace opened from a file brings its own token table (it may be another model's).
+  const text = (id) => (store.current?.vocab ?? client.vocab).get(id);
+  // Non-reactive page parts (never put these on the Alpine component).
+  const P = { scrubber: null, layers: null, views: null, paintFrame: 0 };
+  const offline = !!client.offline;
+
+  return {
+    conn: offline ? "offline" : "connecting", model: null, maxGenerate: 256, offline,
+    prompt: "The Eiffel Tower is located in the city of", chat: false, generate: 12,
+    temperature: 0, seed: 0, topK: null,
+    running: false, progressLabel: "", error: "", errorTitle: "",
+    hasTrace: false, nLayers: 1, layer: 0, nTokens: 0, stableCount: 0, selected: [],
+    variantLabel: "", sourceLabel: "", dragging: false, downloading: false,
+    view: VIEWS[0].id,
+    views: VIEWS.map(({ id, label }) => ({ id, label })),
+
+    init() {
+      const el = (id) => document.getElementById(id);
+      P.scrubber = new Scrubber(el("tokens"), el("tooltip"), text,
+        { onSelect: (pos, add) => this.select(toggle(this.selected, pos, add)) });
+      P.layers = new LayerControl(el("layer-slider"), el("tokens").closest(".scrubber"),
+        (l) => this.setLayer(l));
+      P.views = new ViewHost(el("view-panels"), VIEWS, this.context());
+      P.views.select(this.view);
+      this.$watch("view", (id) => P.views.select(id));
+      client.addEventListener("state", (e) => {
+        this.conn = e.detail;
+        if (e.detail === "open") {
+          this.model = client.hello.model;
+          this.maxGenerate = client.hello.max_generate;
+        }
+      });
+      client.addEventListener("error", (e) => this.showError(e.detail));
+      client.connect();
+      if (doc) {
+        this.model = doc.model;
+        this.open(traceFromDocument(doc, "embedded"));
+      } else {
+        this._dropTarget();
+      }
+      window.layerscope = { setLayer: (l) => this.setLayer(l), store }; // for tests and the bench
+    },
+
+    /** What views get: the page's services and current state (see core/view.js). */
+    context() {
+      const app = this;
+      return {
+        client, store, text, offline,
+        get trace() { return store.current; },
+        get layer() { return app.layer; },
+        get selected() { return Alpine.raw(app.selected); },
+        setLayer: (l) => app.setLayer(l),
+        select: (positions) => app.select(positions),
+        query: (msg) => store.answer(msg, (m) => client.ask(m)),
+        run: (request) => {
+          app.stream(request);
+          document.querySelector(".scrub-card").scrollIntoView({ behavior: "smooth" });
+        },
+        error: (err) => app.showError(err),
+      };
+    },
+
+    get modelLine() {
+      const m = this.model;
+      if (!m) return "";
+      return `${m.name} · ${m.n_blocks} blocks · ${m.n_heads} heads` +
+        (m.family ? ` · ${m.family}` : "");
+    },
+    get connLabel() {
+      return { connecting: "connecting…", open: this.running ? "working" : "ready",
+        closed: "disconnected — retrying", busy: "busy",
+        offline: "saved trace · offline" }[this.conn] ?? this.conn;
+    },
+    get connTitle() {
+      return this.offline ? "No server: everything on this page comes from the saved trace"
+        : `WebSocket: ${this.conn}`;
+    },
+    get canRun() { return this.conn === "open" && !this.running && this.prompt.trim().length > 0; },
+    get layerName() { return this.hasTrace ? `h_${this.layer}` : ""; },
+    get selectedLabel() {
+      const tr = store.current;
+      if (!this.hasTrace || !this.selected.length || !tr) return "";
+      const names = this.selected.map((t) => `${t}:${tokenLabel(text(tr.ids[t]), 12)}`);
+      return `selected ${names.join(", ")}`;
+    },
+    /** The saved trace's text (standalone pages show it where the prompt form would be). */
+    get savedText() {
+      const tr = this.hasTrace && store.current;
+      if (!tr) return "";
+      return tr.ids.map((id) => text(id) ?? "").join("");
+    },
+
+    // -------------------------------------------------------------- running a trace
+    run() {
+      if (!this.canRun) return;
+      const gen = Math.max(0, Math.min(this.maxGenerate, this.generate | 0));
+      this.stream({ type: "trace", prompt: this.prompt, chat: this.chat, generate: gen,
+        temperature: +this.temperature || 0, seed: this.seed | 0,
+        top_k: this.topK ? this.topK | 0 : null, lens_top_k: 5 });
+    },
+
+    /** Stream a trace request onto the scrubber. */
+    stream(request) {
+      if (this.running) return;
+      this.running = true;
+      this.error = "";
+      this.progressLabel = "Sending…";
+      let tr = null;
+      client.request(request, (f) => {
+        if (f.type === "start") tr = this.onStart(f, request);
+        else if (f.type === "error") this.onFailed(f, tr);
+        else this.onFrame(f, tr);
+      });
+    },
+
+    onStart(f, request) {
+      const tr = new TraceData(f, client.hello.statistics, request);
+      store.begin(tr);
+      this.showTrace(tr, tr.last);
+      const generating = request.generate > 0;
+      this.progressLabel = plural(tr.ids.length, "prompt token") +
+        (generating ? " · generating…" : " · reading layers…");
+      return tr;
+    },
+
+    onFrame(f, tr) {
+      switch (f.type) {
+        case "token":
+          tr.addToken(f);
+          P.scrubber.syncTokens();
+          this.nTokens = tr.ids.length;
+          this.progressLabel = `Generating… ${tr.ids.length - tr.nPrompt} new tokens`;
+          break;
+        case "layer":
+          tr.addLayer(f);
+          this.progressLabel = `Reading layers through the lens… ${tr.nHave} of ${tr.nLayers}`;
+          this.paintSoon();
+          break;
+        case "done":
+          tr.finish(f);
+          store.finish(tr);
+          this.running = false;
+          this.nTokens = tr.ids.length;
+          this.repaint();
+          this._defaultSelection(tr);
+          this.$nextTick(() => P.views.trace(tr));
+          break;
+      }
+    },
+
+    onFailed(f, tr) {
+      this.running = false;
+      this.showError(f);
+      if (!tr || tr.complete) return;
+      store.discard(tr);
+      if (store.current) this.showTrace(store.current, Math.min(this.layer, store.current.last));
+      else this.hasTrace = false;
+    },
+
+    /** Put a trace on the scrubber at `layer` and tell the open view. */
+    showTrace(tr, layer) {
+      P.scrubber.setTrace(tr);
+      P.scrubber.paintStripes();
+      P.scrubber.setSelected(this.selected);
+      this.hasTrace = true;
+      this.nLayers = tr.nLayers;
+      this.nTokens = tr.ids.length;
+      this.variantLabel = describeRun(tr.interventions, tr.ids, text);
+      this.sourceLabel = sourceLine(tr, this.offline);
+      this.setLayer(layer);
+      this.$nextTick(() => P.views.trace(tr));
+    },
+
+    back() {
+      if (!store.reference) return;
+      store.back();
+      this.showTrace(store.current, Math.min(this.layer, store.current.last));
+    },
+
+    paintSoon() {
+      if (P.paintFrame) return;
+      P.paintFrame = requestAnimationFrame(() => {
+        P.paintFrame = 0;
+        this.repaint();
+      });
+    },
+
+    repaint() {
+      P.scrubber.paintStripes();
+      P.scrubber.invalidate();
+      this.updateStats();
+    },
+
+    showError(f) {
+      this.errorTitle = ERROR_TITLES[f.code] ?? "Error:";
+      this.error = f.message ?? String(f);
+      if (f.code === "busy") {
+        this.conn = "busy";
+        setTimeout(() => { if (this.conn === "busy") this.conn = client.open ? "open" : "closed"; },
+          3000);
+      }
+    },
+
+    // -------------------------------------------------------------- saved traces
+    /** Show a finished trace decoded from a document (a file, or the page's own). */
+    open(tr) {
+      store.begin(tr);
+      store.finish(tr);
+      this.error = "";
+      this.selected = [];
+      this._defaultSelection(tr);
+      this.showTrace(tr, tr.last);
+    },
+
+    /** Open the file a person picked or dropped: a .lstrace.json, or an exported HTML page. */
+    async openFile(file) {
+      if (!file) return;
+      try {
+        this.open(traceFromDocument(parseTraceFile(await file.text()), file.name));
+      } catch (err) {
+        this.showError({ code: "file", message: `${file.name}: ${err.message ?? err}` });
+      }
+    },
+
+    /** Download the trace on screen as one self-contained HTML page. */
+    async download() {
+      const tr = store.current;
+      if (!tr?.complete || this.downloading) return;
+      this.downloading = true;
+      try {
+        const d = documentFromTrace(tr, client.hello ?? { model: tr.source.model }, text);
+        const words = this.savedText.trim().slice(0, 40);
+        const html = await exportHTML(d, `layerscope — ${words || d.model.name}`);
+        offerDownload(`${fileStem(words)}.html`, html);
+      } catch (err) {
+        this.showError({ code: "internal", message: err.message ?? String(err) });
+      }
+      this.downloading = false;
+    },
+
+    _dropTarget() {
+      const has = (e) => [...(e.dataTransfer?.types ?? [])].includes("Files");
+      document.addEventListener("dragover", (e) => {
+        if (!has(e)) return;
+        e.preventDefault();
+        this.dragging = true;
+      });
+      document.addEventListener("dragleave", (e) => { if (!e.relatedTarget) this.dragging = false; });
+      document.addEventListener("drop", (e) => {
+        if (!has(e)) return;
+        e.preventDefault();
+        this.dragging = false;
+        this.openFile(e.dataTransfer.files[0]);
+      });
+    },
+
+    // -------------------------------------------------------------- scrubbing and selection
+    setLayer(l) {
+      const tr = store.current;
+      if (!tr) return;
+      l = Math.max(0, Math.min(tr.last, l | 0));
+      P.scrubber.setLayer(l);
+      P.layers.show(l, tr.nLayers);
+      this.layer = l;
+      this.updateStats();
+      P.views.layer(l);
+    },
+
+    updateStats() {
+      const tr = store.current;
+      if (tr?.ready(this.layer)) this.stableCount = tr.stableAt(this.layer);
+    },
+
+    select(positions) {
+      this.selected = positions;
+      P.scrubber.setSelected(positions);
+      P.views.selection(positions);
+    },
+
+    /** Select the last prompt token unless the selection still fits `tr`. */
+    _defaultSelection(tr) {
+      if (!this.selected.length || this.selected.some((t) => t >= tr.T)) {
+        this.selected = [Math.max(0, tr.nPrompt - 1)];
+      }
+      P.scrubber.setSelected(this.selected);
+    },
+  };
+}
+
+/** The selection after clicking `pos` (`add`: shift-click toggles it in the selection). */
+function toggle(selected, pos, add) {
+  if (!add) return [pos];
+  const sel = selected.includes(pos) ? selected.filter((t) => t !== pos) : [...selected, pos];
+  return sel.length ? sel : [pos];
+}
+
+/** The banner line for a trace opened from a file ("" for one the server ran). */
+function sourceLine(tr, offline) {
+  if (!tr.source) return "";
+  const what = offline ? "Saved trace" : `Opened ${tr.source.name}`;
+  return `${what} · ${tr.source.model.name} · ${plural(tr.ids.length, "token")}` +
+    ` (${tr.nPrompt} prompt) · ${plural(tr.nLayers, "layer")}`;
+}
+
+const fileStem = (words) =>
+  `layerscope-${words.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 32) || "trace"}`;
