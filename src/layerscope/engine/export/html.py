@@ -108,10 +108,11 @@ def save_html(trace: Any, path: str | os.PathLike[str]) -> Path:
 def iframe_html(page: str, height: int = FRAME_HEIGHT) -> str:
     """``page`` in an ``<iframe srcdoc>``: each output is its own document (ids, keys, styles
     and scripts of several outputs on one notebook page cannot clash)."""
-    return (
+    return (  # in a div: IPython warns about bare iframes (its IFrame class cannot take srcdoc)
+        '<div class="layerscope-output">'
         f'<iframe srcdoc="{html.escape(page, quote=True)}" title="layerscope explorer" '
         f'style="width:100%;height:{height}px;border:1px solid #e2e5ec;border-radius:8px" '
-        'loading="eager"></iframe>'
+        'loading="eager"></iframe></div>'
     )
 
 
