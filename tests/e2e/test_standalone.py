@@ -130,16 +130,6 @@ def test_saved_page_scrubs_offline(page: Page, browser, saved, trace128):
         narrow.close()
 
 
-@pytest.fixture
-def serves_bundle(monkeypatch):
-    """The Download button fetches vendor/standalone.js and plotly-cartesian.min.js from the
-    server. Until server/app.py lists them in VENDOR_FILES (its owner's change), list them here."""
-    import layerscope.server.app as app
-
-    need = ("plotly-cartesian.min.js", "standalone.js")
-    monkeypatch.setattr(app, "VENDOR_FILES", tuple(dict.fromkeys(app.VENDOR_FILES + need)))
-
-
 def test_served_app_opens_a_saved_trace(page: Page, live_server, real_model, tmp_path):
     pg = page.page
     trace = real_model.trace("The capital of France is", generate=4)
@@ -190,7 +180,7 @@ def test_served_app_opens_a_saved_trace(page: Page, live_server, real_model, tmp
 
 
 def test_download_button_writes_a_page_that_scrubs(
-    page: Page, browser, live_server, serves_bundle, tmp_path
+    page: Page, browser, live_server, tmp_path
 ):
     pg = page.page
     run_prompt(page, live_server.url, generate=5)

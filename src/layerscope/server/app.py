@@ -23,7 +23,9 @@ from layerscope.server.worker import ModelWorker
 
 log = logging.getLogger("layerscope.server")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-VENDOR_FILES = ("alpine.esm.min.js", "plotly.min.js")
+#: what `make web` puts in web/vendor/: the served page's libraries, plus the standalone bundle and
+#: Plotly's smaller cartesian build that the "Download HTML" button inlines into its file
+VENDOR_FILES = ("alpine.esm.min.js", "plotly.min.js", "plotly-cartesian.min.js", "standalone.js")
 
 
 def missing_vendor_files() -> list[str]:
