@@ -93,6 +93,32 @@ class Trace:
             raise ValueError("this trace kept no activations; trace again with keep_capture=True")
         return layer_logits(self.model, self.capture.resid, layer)
 
+    @property
+    def attention(self) -> tuple[torch.Tensor, ...]:
+        """Attention probabilities as L tensors [1, H, T, T] (rows = queries): the format
+        bertviz's ``head_view`` / ``model_view`` take. A clear error if the trace kept none."""
+        attn = self._attention_tensor()
+        return tuple(attn[block][None] for block in range(attn.shape[0]))
+
+    def head_stats(self) -> dict[str, np.ndarray]:
+        """Every head's role scores and mean entropy, ``{name: float32 [L, H]}``
+        (:func:`layerscope.engine.analyses.attention.head_stats`)."""
+        from layerscope.engine.analyses.attention import head_stats
+
+        return head_stats(self._attention_tensor(), self.ids)
+
+    def _attention_tensor(self) -> torch.Tensor:
+        """[L, H, T, T] float32 from the capture, or from a saved trace's ``attn`` extra."""
+        if self.capture is not None and self.capture.attn is not None:
+            return self.capture.attn.float()
+        saved = getattr(self, "extras", {}).get("attn")
+        if saved is not None:
+            return torch.as_tensor(np.asarray(saved, dtype=np.float32))
+        raise InputError(
+            "this trace kept no attention patterns; trace again with attention=True and "
+            "keep_capture=True"
+        )
+
     def nbytes(self) -> int:
         """Approximate memory held by this trace."""
         return self.lens.nbytes() + (self.capture.nbytes() if self.capture is not None else 0)

@@ -152,6 +152,11 @@ class LensModel(ABC):
         """W_O of ``layer`` as [d_model, H * d_head], so that ``out = W_O @ concat(heads)``."""
 
     @abstractmethod
+    def mlp_out_weight(self, block: int) -> torch.Tensor:
+        """The MLP down projection W_out of ``block`` as [d_model, d_mlp], so that
+        ``mlp_out = W_out @ mlp_post`` (+ the projection's bias, if any)."""
+
+    @abstractmethod
     def final_norm(self, h: torch.Tensor) -> torch.Tensor:
         """The model's own final normalisation applied to residual vectors [..., d_model]."""
 

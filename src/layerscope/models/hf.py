@@ -177,6 +177,10 @@ class HFLensModel(LensModel):
         w = self.head_out_proj(layer).weight
         return w.T if self.spec.out_proj_is_conv1d else w
 
+    def mlp_out_weight(self, block: int) -> torch.Tensor:
+        w = self.spec.get(self._blocks[block], self.spec.mlp_down).weight
+        return w.T if self.spec.out_proj_is_conv1d else w
+
     def final_norm(self, h: torch.Tensor) -> torch.Tensor:
         return self._norm(h)
 

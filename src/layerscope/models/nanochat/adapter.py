@@ -71,6 +71,9 @@ class NanochatLM(LensModel):
     def head_out_weight(self, layer: int) -> torch.Tensor:
         return self.module.transformer.h[layer].attn.c_proj.weight
 
+    def mlp_out_weight(self, block: int) -> torch.Tensor:
+        return self.module.transformer.h[block].mlp.c_proj.weight
+
     def final_norm(self, h: torch.Tensor) -> torch.Tensor:
         return norm(h)
 
