@@ -3,7 +3,13 @@
 
 import { tokenLabel } from "./format.js";
 
-const CONFIG = { displayModeBar: false, responsive: true };
+// Every figure's mode bar: save it as PNG or SVG (Plotly draws both in the page, offline).
+const SAVE_ICON = { width: 24, height: 24, path: "M11 3h2v9h3.5L12 17l-4.5-5H11zM4 19h16v2H4z" };
+const saveButton = (format) => ({ name: `Download ${format.toUpperCase()}`, icon: SAVE_ICON,
+  click: (gd) => window.Plotly.downloadImage(gd, { format, scale: format === "png" ? 2 : 1,
+    filename: `layerscope-${gd.id || "figure"}` }) });
+const CONFIG = { responsive: true, displaylogo: false,
+  modeBarButtons: [[saveButton("png"), saveButton("svg")]] };
 const FONT = { family: "system-ui, DejaVu Sans, sans-serif", size: 12, color: "#1b2130" };
 const MONO = { family: "DejaVu Sans Mono", size: 10 };
 
