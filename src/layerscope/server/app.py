@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from layerscope.engine.model import Model, lens_model_of
 from layerscope.models.base import LensModel
-from layerscope.server import routes
+from layerscope.server import bertviz, routes
 from layerscope.server.context import ServerContext
 from layerscope.server.handlers import REGISTRY
 from layerscope.server.protocol import Connection, new_session
@@ -25,7 +25,8 @@ log = logging.getLogger("layerscope.server")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 #: what `make web` puts in web/vendor/: the served page's libraries, plus the standalone bundle and
 #: Plotly's smaller cartesian build that the "Download HTML" button inlines into its file
-VENDOR_FILES = ("alpine.esm.min.js", "plotly.min.js", "plotly-cartesian.min.js", "standalone.js")
+VENDOR_FILES = ("alpine.esm.min.js", "plotly.min.js", "plotly-cartesian.min.js", "standalone.js",
+                "require.js", "d3.min.js", "jquery.min.js")  # the last three: bertviz's iframe
 
 
 def missing_vendor_files() -> list[str]:
@@ -66,6 +67,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.registry = registry
     app.include_router(routes.router)
+    app.include_router(bertviz.router)
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket, session: str | None = Query(None)) -> None:
