@@ -31,7 +31,8 @@ export function explorer({ Alpine, client, doc = null }) {
   // A trace opened from a file brings its own token table (it may be another model's).
   const text = (id) => (store.current?.vocab ?? client.vocab).get(id);
   // Non-reactive page parts (never put these on the Alpine component).
-  const P = { scrubber: null, layers: null, views: null, paintFrame: 0 };
+  // sub: the sub-layer lens (2L+1 stops) of the trace on screen while the scrubber shows it.
+  const P = { scrubber: null, layers: null, views: null, paintFrame: 0, sub: null };
   const offline = !!client.offline;
 
   return {
@@ -39,7 +40,7 @@ export function explorer({ Alpine, client, doc = null }) {
     prompt: "The Eiffel Tower is located in the city of", chat: false, generate: 12,
     temperature: 0, seed: 0, topK: null,
     running: false, progressLabel: "", error: "", errorTitle: "",
-    hasTrace: false, nLayers: 1, layer: 0, nTokens: 0, stableCount: 0, selected: [],
+    hasTrace: false, nLayers: 1, layer: 0, sublayer: false, sublayerBusy: false, nTokens: 0, stableCount: 0, selected: [],
     variantLabel: "", sourceLabel: "", dragging: false, downloading: false,
     view: VIEWS[0].id,
     views: VIEWS.map(({ id, label }) => ({ id, label })),
@@ -49,7 +50,7 @@ export function explorer({ Alpine, client, doc = null }) {
       P.scrubber = new Scrubber(el("tokens"), el("tooltip"), text,
         { onSelect: (pos, add) => this.select(toggle(this.selected, pos, add)) });
       P.layers = new LayerControl(el("layer-slider"), el("tokens").closest(".scrubber"),
-        (l) => this.setLayer(l));
+        (l) => this.scrub(l));
       P.views = new ViewHost(el("view-panels"), VIEWS, this.context());
       P.views.select(this.view);
       this.$watch("view", (id) => P.views.select(id));
@@ -77,7 +78,8 @@ export function explorer({ Alpine, client, doc = null }) {
       return {
         client, store, text, offline,
         get trace() { return store.current; },
-        get layer() { return app.layer; },
+        get layer() { return P.sub ? Math.floor(app.layer / 2) : app.layer; },
+        openView: (id) => { app.view = id; },
         get selected() { return Alpine.raw(app.selected); },
         setLayer: (l) => app.setLayer(l),
         select: (positions) => app.select(positions),
@@ -106,7 +108,14 @@ export function explorer({ Alpine, client, doc = null }) {
         : `WebSocket: ${this.conn}`;
     },
     get canRun() { return this.conn === "open" && !this.running && this.prompt.trim().length > 0; },
-    get layerName() { return this.hasTrace ? `h_${this.layer}` : ""; },
+    get layerName() {
+      if (!this.hasTrace) return "";
+      return this.sublayer && P.sub ? P.sub.layerNames[this.layer] : `h_${this.layer}`;
+    },
+    /** Whether the sub-layer lens can be asked for (a finished trace the server holds). */
+    get canSublayer() {
+      return this.hasTrace && !this.offline && !this.running && !this.sourceLabel;
+    },
     get selectedLabel() {
       const tr = store.current;
       if (!this.hasTrace || !this.selected.length || !tr) return "";
@@ -189,6 +198,8 @@ export function explorer({ Alpine, client, doc = null }) {
 
     /** Put a trace on the scrubber at `layer` and tell the open view. */
     showTrace(tr, layer) {
+      P.sub = null;
+      this.sublayer = false;
       P.scrubber.setTrace(tr);
       P.scrubber.paintStripes();
       P.scrubber.setSelected(this.selected);
@@ -288,6 +299,7 @@ export function explorer({ Alpine, client, doc = null }) {
     setLayer(l) {
       const tr = store.current;
       if (!tr) return;
+      if (P.sub) return this.scrub(2 * l); // lens layer l is sub-layer stop 2l
       l = Math.max(0, Math.min(tr.last, l | 0));
       P.scrubber.setLayer(l);
       P.layers.show(l, tr.nLayers);
@@ -296,8 +308,47 @@ export function explorer({ Alpine, client, doc = null }) {
       P.views.layer(l);
     },
 
-    updateStats() {
+    /** The slider asks for `v`: a lens layer, or in sub-layer mode one of the 2L+1 stops. */
+    scrub(v) {
+      const sub = P.sub;
+      if (!sub) return this.setLayer(v);
+      v = Math.max(0, Math.min(sub.last, v | 0));
+      P.scrubber.setLayer(v);
+      P.layers.show(v, sub.nLayers);
+      this.layer = v;
+      this.updateStats();
+      P.views.layer(Math.floor(v / 2)); // views speak lens layers: stop 2l = h_l, 2l+1 = b_l·attn
+    },
+
+    /** Switch the scrubber between the lens (L+1 layers) and the sub-layer lens (2L+1 stops). */
+    async toggleSublayer() {
       const tr = store.current;
+      if (!tr?.complete || this.sublayerBusy) return;
+      if (P.sub) {
+        const l = Math.floor(this.layer / 2);
+        this.showTrace(tr, l);
+        return;
+      }
+      this.sublayerBusy = true;
+      try {
+        const sub = await sublayerTrace(tr, client);
+        if (store.current === tr) {
+          P.sub = sub;
+          this.sublayer = true;
+          this.nLayers = sub.nLayers;
+          P.scrubber.setTrace(sub);
+          P.scrubber.paintStripes();
+          P.scrubber.setSelected(this.selected);
+          this.scrub(2 * this.layer);
+        }
+      } catch (err) {
+        this.showError(err);
+      }
+      this.sublayerBusy = false;
+    },
+
+    updateStats() {
+      const tr = P.sub ?? store.current;
       if (tr?.ready(this.layer)) this.stableCount = tr.stableAt(this.layer);
     },
 
@@ -322,6 +373,23 @@ function toggle(selected, pos, add) {
   if (!add) return [pos];
   const sel = selected.includes(pos) ? selected.filter((t) => t !== pos) : [...selected, pos];
   return sel.length ? sel : [pos];
+}
+
+/** The sub-layer lens of finished trace `tr` from the server, as a TraceData of 2L+1 stops. */
+function sublayerTrace(tr, client) {
+  return new Promise((resolve, reject) => {
+    const frames = [];
+    client.request({ type: "sublayer_lens", trace_id: tr.traceId, k: tr.k }, (f) => {
+      if (f.type === "error") return reject(f);
+      if (f.type === "layer") return frames.push(f);
+      const sub = new TraceData({ n_lens_layers: f.n_stops, layers: f.labels, tokens: tr.ids,
+        n_prompt: tr.nPrompt, interventions: tr.interventions }, tr.statistics, null);
+      sub.stops = true; // its layers are sub-layer stops (the scrubber names them by label)
+      for (const x of frames) sub.addLayer(x);
+      sub.finish({ tokens: tr.ids, trace_id: tr.traceId, lock_in: null });
+      resolve(sub);
+    });
+  });
 }
 
 /** The banner line for a trace opened from a file ("" for one the server ran). */

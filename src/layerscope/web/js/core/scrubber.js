@@ -135,6 +135,8 @@ export class Scrubber {
     const tr = this.trace;
     const l = this.layer;
     const name = (id) => `<code>${tokenHTML(this.text(id))}</code>`;
+    // a sub-layer lens (tr.stops) names its stops by label ("b12·attn"), the lens by number
+    const at = (x) => (tr.stops ? tr.layerNames[x] : `layer ${x}`);
     const kind = t >= tr.nPrompt ? "generated" : "prompt";
     let html = `<h4>position ${t} · ${kind} token ${name(tr.ids[t])}</h4>`;
     if (!tr.T || !tr.have[l]) {
@@ -146,18 +148,18 @@ export class Scrubber {
         rows.push(`<tr><td>${name(tr.top(l, t, i))}</td><td class="p">${pct(p)}` +
           `<span class="bar" style="width:${Math.round(p * 48)}px"></span></td></tr>`);
       }
-      html += `<div>Layer ${l} predicts next:</div><table>${rows.join("")}</table>`;
+      html += `<div>${tr.stops ? at(l) : `Layer ${l}`} predicts next:</div><table>${rows.join("")}</table>`;
       const nb = [l - 1, l + 1].filter((x) => x >= 0 && x < tr.nLayers && tr.have[x]);
       if (nb.length) {
         html += '<div class="sec">' + nb.map((x) =>
-          `layer ${x}: ${name(tr.top(x, t))} ${pct(tr.topP(x, t))}`).join("<br>") + "</div>";
+          `${at(x)}: ${name(tr.top(x, t))} ${pct(tr.topP(x, t))}`).join("<br>") + "</div>";
       }
       if (tr.have[tr.last]) {
         const fin = tr.top(tr.last, t);
         const rank = tr.at("final_rank", l, t);
         html += `<div class="sec"><span class="final">final: ${name(fin)} ` +
           `${pct(tr.topP(tr.last, t))}</span> · rank here ${rank}` +
-          `<br>locks in at layer ${tr.lockInAt(t)}</div>`;
+          `<br>locks in at ${at(tr.lockInAt(t))}</div>`;
       }
     }
     this.tip.innerHTML = html;
