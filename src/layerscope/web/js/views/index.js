@@ -4,6 +4,9 @@
 export const VIEWS = (await Promise.all([
   import("./heatmap.js"),
   import("./heads.js"),
+  import("./attention.js"),
+  import("./headroles.js"),
+  import("./bertviz.js"),
   import("./trajectory.js"),
   import("./patching.js"),
   import("./earlyexit.js"),
