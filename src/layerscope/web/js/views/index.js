@@ -10,4 +10,6 @@ export const VIEWS = (await Promise.all([
   import("./trajectory.js"),
   import("./patching.js"),
   import("./earlyexit.js"),
+  import("./dataflow.js"),
+  import("./components.js"),
 ])).map((m) => m.default);
