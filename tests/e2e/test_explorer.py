@@ -212,7 +212,8 @@ def test_every_view_opens_with_its_description(browser, live_server, width):
     pg = p.page
     try:
         run_prompt(p, live_server.url)
-        assert pg.eval_on_selector_all(".tab", "els => els.map(e => e.id.slice(4))") == VIEWS
+        tabs = pg.eval_on_selector_all(".tab", "els => els.map(e => e.id.slice(4))")
+        assert [t for t in tabs if t in VIEWS] == VIEWS  # later views have their own tests
         for view in VIEWS:
             pg.click(f"#tab-{view}")
             panel = pg.locator(f"#view-{view}")

@@ -110,11 +110,11 @@ class HeadRolesView extends View {
 
   #drawProbe(p) {
     const top = p.top.slice(0, 5).map((t) => `${t.block}.${t.head} (${t.score.toFixed(2)})`);
-    const thr = p.thresholds.induction;
+    const thr = p.thresholds.induction, n = p.roles.induction.length;
     this.$("#probe-summary").innerHTML = `<p id="probe-text"><b>Induction probe</b> (${p.n_tokens}` +
       ` random tokens twice, seed ${p.seed}): strongest induction heads ` +
       `<span class="mono">${top.join(", ")}</span>; the median head scores ` +
-      `${p.median.toFixed(3)}. ${p.roles.induction.length} heads reach ${thr}. (A perfect ` +
+      `${p.median.toFixed(3)}. ${n} head${n === 1 ? " reaches" : "s reach"} ${thr}. (A perfect ` +
       "induction head scores about 0.5 here: the first copy's rows cannot induct.)</p>";
     this.#grid(this.$("#probe-grid"), p.stats.induction, "induction", p.stats);
   }
