@@ -8,7 +8,7 @@ import time
 
 import pytest
 from harness import Page
-from test_explorer import COMPLETE, TRACE, click_plot_cell, run_prompt
+from test_explorer import COMPLETE, TRACE, click_plot_cell, outs, run_prompt
 
 PROMPT = "The cat sat on the mat. The dog sat on the log. The cat sat on the"
 
@@ -152,6 +152,30 @@ def test_512_tokens_windowed_not_frozen(browser, live_server):
         pg.click("#bv-show")
         assert "Choose at most 128 tokens" in pg.inner_text("#bv-note")
         p.shot("35-bertviz-512", element=".views-card")
+
+        # the data flow, its component panels and the sub-layer lens at 512 tokens
+        pg.click("#tab-dataflow")
+        pg.wait_for_selector("#flow-path .flow-stage.final", timeout=60_000)
+        settled(pg, "dataflow")
+        n_blocks = pg.evaluate(f"{TRACE}.nLayers") - 1
+        assert pg.locator("#flow-path .flow-stage:not(.head)").count() == 2 * n_blocks + 2
+        pg.locator("#flow-path .flow-stage.mlp").nth(n_blocks - 1).click()
+        pg.wait_for_selector("#comp-neurons tbody tr", timeout=60_000)
+        settled(pg, "components")
+        assert pg.locator("#comp-neurons tbody tr").count() == 10
+        t0 = time.monotonic()
+        pg.evaluate("1")
+        assert time.monotonic() - t0 < 2
+        p.shot("36-dataflow-512", element=".views-card")
+        start = time.monotonic()
+        pg.click("#sublayer-toggle")
+        pg.wait_for_function(
+            "document.querySelector('#sublayer-toggle').textContent.includes('on')",
+            timeout=90_000,
+        )
+        assert time.monotonic() - start < 60
+        assert pg.eval_on_selector("#layer-slider", "el => +el.max") == 2 * n_blocks
+        assert len(outs(p)) == T
         assert not p.errors, p.errors
         assert not p.foreign, p.foreign
     finally:
