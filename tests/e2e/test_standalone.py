@@ -179,9 +179,7 @@ def test_served_app_opens_a_saved_trace(page: Page, live_server, real_model, tmp
     assert not page.errors, page.errors
 
 
-def test_download_button_writes_a_page_that_scrubs(
-    page: Page, browser, live_server, tmp_path
-):
+def test_download_button_writes_a_page_that_scrubs(page: Page, browser, live_server, tmp_path):
     pg = page.page
     run_prompt(page, live_server.url, generate=5)
     with pg.expect_download() as dl:
