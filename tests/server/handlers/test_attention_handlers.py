@@ -25,13 +25,6 @@ PROBE = {
 STATS = {"previous_token", "duplicate_token", "induction", "first_token", "entropy"}
 
 
-@pytest.fixture
-def ws(client):
-    with client.websocket_connect("/ws") as sock:
-        sock.receive_json()
-        yield sock
-
-
 def test_attention_pattern_whole_and_windowed(ws, tiny):
     done = traced(ws, "Hello world! How are you today?")
     T = len(done["tokens"])

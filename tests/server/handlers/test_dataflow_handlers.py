@@ -63,13 +63,6 @@ MLP_NEURONS = {
 ROLES = {"previous_token", "duplicate_token", "induction", "first_token", "entropy"}
 
 
-@pytest.fixture
-def ws(client):
-    with client.websocket_connect("/ws") as sock:
-        sock.receive_json()
-        yield sock
-
-
 def test_pipeline(ws, tiny):
     done = traced(ws)
     T, L = len(done["tokens"]), tiny.info.n_blocks

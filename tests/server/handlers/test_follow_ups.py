@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from server.server_helpers import ask, traced
 
 HEADS = {"type", "req", "trace_id", "position", "target_id", "contrib", "top_ids", "vocab"}
@@ -23,13 +21,6 @@ PATCH_SWEEP = {
     "restored",
     "vocab",
 }
-
-
-@pytest.fixture
-def ws(client):
-    with client.websocket_connect("/ws") as sock:
-        sock.receive_json()
-        yield sock
 
 
 def test_heads(ws, tiny):
