@@ -33,22 +33,8 @@ def test_table(capsys, model_dir):
 
 def test_json_is_one_object_with_the_documented_keys(capsys, model_dir):
     code, out, _ = run(
-        capsys,
-        "trace",
-        "Hello world",
-        "--model",
-        model_dir,
-        "--json",
-        "--generate",
-        "3",
-        "--lens-k",
-        "4",
-        "--temperature",
-        "0.8",
-        "--top-k",
-        "20",
-        "--seed",
-        "5",
+        capsys, "trace", "Hello world", "--model", model_dir, "--json", "--generate", "3",
+        "--lens-k", "4", "--temperature", "0.8", "--top-k", "20", "--seed", "5",
     )
     assert code == 0
     d = json.loads(out)
@@ -56,22 +42,8 @@ def test_json_is_one_object_with_the_documented_keys(capsys, model_dir):
     assert len(d["lens"]["top_ids"][0][0]) == 4
     assert len(d["tokens"]) == d["n_prompt"] + 3
     code, again, _ = run(
-        capsys,
-        "trace",
-        "Hello world",
-        "--model",
-        model_dir,
-        "--json",
-        "--generate",
-        "3",
-        "--lens-k",
-        "4",
-        "--temperature",
-        "0.8",
-        "--top-k",
-        "20",
-        "--seed",
-        "5",
+        capsys, "trace", "Hello world", "--model", model_dir, "--json", "--generate", "3",
+        "--lens-k", "4", "--temperature", "0.8", "--top-k", "20", "--seed", "5",
     )
     assert again == out  # byte-identical
 

@@ -105,7 +105,15 @@ class Trace:
         (:func:`layerscope.engine.analyses.attention.head_stats`)."""
         from layerscope.engine.analyses.attention import head_stats
 
-        return head_stats(self._attention_tensor(), self.ids)
+        cached = self.__dict__.get("_head_stats")  # the same for every call on this trace
+        if cached is None:
+            cached = self.__dict__["_head_stats"] = head_stats(self._attention_tensor(), self.ids)
+        return dict(cached)
+
+    def answer_id(self, position: int, target_id: int | None = None) -> int:
+        """``target_id``, or the token the final layer ranks first at ``position``."""
+        self.check_cell(None, position)
+        return int(self.lens.top_ids[-1, position, 0]) if target_id is None else int(target_id)
 
     def _attention_tensor(self) -> torch.Tensor:
         """[L, H, T, T] float32 from the capture, or from a saved trace's ``attn`` extra."""
@@ -182,8 +190,7 @@ class Trace:
                 "model (keep_capture=True)"
             )
         position = len(self.ids) - 1 if position is None else position
-        self.check_cell(None, position)
-        target = int(self.lens.top_ids[-1, position, 0]) if target_id is None else target_id
+        target = self.answer_id(position, target_id)
         cap = self.capture
         hl = head_logit_lens(self.model, cap.resid, cap.head_out, position, target)
         ids = {target, *np.unique(hl.top_ids).tolist()}

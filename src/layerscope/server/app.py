@@ -25,8 +25,15 @@ log = logging.getLogger("layerscope.server")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 #: what `make web` puts in web/vendor/: the served page's libraries, plus the standalone bundle and
 #: Plotly's smaller cartesian build that the "Download HTML" button inlines into its file
-VENDOR_FILES = ("alpine.esm.min.js", "plotly.min.js", "plotly-cartesian.min.js", "standalone.js",
-                "require.js", "d3.min.js", "jquery.min.js")  # the last three: bertviz's iframe
+VENDOR_FILES = (
+    "alpine.esm.min.js",
+    "plotly.min.js",
+    "plotly-cartesian.min.js",
+    "standalone.js",
+    "require.js",
+    "d3.min.js",
+    "jquery.min.js",
+)  # the last three: bertviz's iframe
 
 
 def missing_vendor_files() -> list[str]:

@@ -1,6 +1,11 @@
-"""Frames every connection gets whatever it asks: the model summary and the hello frame."""
+"""Frames every connection gets whatever it asks (model summary, hello), and float rounding
+for analysis frames."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
 
 from layerscope.engine.statistics import STATISTICS
 from layerscope.models.base import HOOK_POINTS, LensModel
@@ -35,3 +40,8 @@ def hello_frame(model: LensModel, registry: Registry, session: str) -> S.HelloFr
         statistics=[s.doc() for s in STATISTICS],
         points=dict(HOOK_POINTS),
     )
+
+
+def rounded(a: Any, decimals: int = 4) -> list:
+    """Nested lists of floats rounded to ``decimals`` (analysis frames: norms, scores, logits)."""
+    return np.round(np.asarray(a, dtype=np.float64), decimals).tolist()

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
-from layerscope.engine.analyses.attention import head_stats
 from layerscope.engine.analyses.components import attention_layer as compute_attention_layer
-from layerscope.errors import InputError
 from layerscope.server.context import RequestContext
+from layerscope.server.frames import rounded
 from layerscope.server.registry import request
 from layerscope.server.schemas import Frame, Request, Vocab
 
@@ -43,37 +41,21 @@ class AttentionLayerFrame(Frame):
     vocab: Vocab
 
 
-def check_block(ctx: RequestContext, block: int) -> None:
-    n = ctx.model.info.n_blocks
-    if not 0 <= block < n:
-        raise InputError(f"block {block} is outside 0..{n - 1}")
-
-
-def default_target(trace, position: int, target_id: int | None) -> int:
-    return int(trace.lens.top_ids[-1, position, 0]) if target_id is None else target_id
-
-
 @request(AttentionLayerRequest, answers=AttentionLayerFrame)
 def attention_layer(ctx: RequestContext, msg: AttentionLayerRequest) -> AttentionLayerFrame:
     trace = ctx.stored_trace(msg.trace_id)
-    trace.check_cell(None, msg.position)
-    check_block(ctx, msg.block)
-    cap = trace.capture
-    if cap.attn is None:
-        raise InputError("this trace kept no attention patterns")
-    target = default_target(trace, msg.position, msg.target_id)
-    a = compute_attention_layer(ctx.model, cap, msg.block, msg.position, target)
-    stats = head_stats(cap.attn, [int(i) for i in cap.ids])
-    r = lambda x, d=4: np.round(np.asarray(x, dtype=np.float64), d).tolist()  # noqa: E731
+    target = trace.answer_id(msg.position, msg.target_id)
+    a = compute_attention_layer(ctx.model, trace.capture, msg.block, msg.position, target)
+    stats = trace.head_stats()
     return AttentionLayerFrame(
         req=msg.req,
         trace_id=msg.trace_id,
         block=msg.block,
         position=msg.position,
         target_id=int(a.target_id),
-        pattern=r(a.pattern, 5),
-        out_norm=r(a.out_norm),
-        dla=r(a.dla),
-        roles={name: r(v[msg.block]) for name, v in stats.items()},
+        pattern=rounded(a.pattern, 5),
+        out_norm=rounded(a.out_norm),
+        dla=rounded(a.dla),
+        roles={name: rounded(v[msg.block]) for name, v in stats.items()},
         vocab=ctx.vocab([int(a.target_id)]),
     )

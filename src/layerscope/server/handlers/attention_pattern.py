@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
 from layerscope.errors import InputError
 from layerscope.server.context import RequestContext
+from layerscope.server.frames import rounded
 from layerscope.server.registry import request
 from layerscope.server.schemas import Frame, Request
 
@@ -78,5 +78,5 @@ def attention_pattern(ctx: RequestContext, msg: AttentionPatternRequest) -> Atte
         start=start,
         end=end,
         n_tokens=n_tokens,
-        pattern=np.round(pat.astype(np.float64), 4).tolist(),
+        pattern=rounded(pat),
     )

@@ -8,6 +8,7 @@ import numpy as np
 
 from layerscope.engine.analyses.attention import THRESHOLDS, head_roles
 from layerscope.server.context import RequestContext
+from layerscope.server.frames import rounded
 from layerscope.server.registry import request
 from layerscope.server.schemas import Frame, Request
 
@@ -35,7 +36,7 @@ class HeadStatsFrame(Frame):
 def stats_fields(stats: dict[str, np.ndarray]) -> dict:
     """The ``stats``, ``thresholds`` and ``roles`` fields of a frame from ``head_stats(...)``."""
     return {
-        "stats": {k: np.round(np.asarray(v, np.float64), 4).tolist() for k, v in stats.items()},
+        "stats": {k: rounded(v) for k, v in stats.items()},
         "thresholds": {k: float(v) for k, v in THRESHOLDS.items()},
         "roles": {k: [[int(b), int(h)] for b, h in v] for k, v in head_roles(stats).items()},
     }

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from layerscope.engine.analyses.heads import head_logit_lens
 from layerscope.server.context import RequestContext
+from layerscope.server.frames import rounded
 from layerscope.server.registry import request
 from layerscope.server.schemas import Frame, Request, Vocab
 
@@ -39,10 +40,7 @@ class HeadsFrame(Frame):
 @request(HeadsRequest, answers=HeadsFrame)
 def heads(ctx: RequestContext, msg: HeadsRequest) -> HeadsFrame:
     trace = ctx.stored_trace(msg.trace_id)
-    trace.check_cell(None, msg.position)
-    target = msg.target_id
-    if target is None:
-        target = int(trace.lens.top_ids[-1, msg.position, 0])
+    target = trace.answer_id(msg.position, msg.target_id)
     cap = trace.capture
     hl = head_logit_lens(ctx.model, cap.resid, cap.head_out, msg.position, target, msg.k)
     return HeadsFrame(
@@ -50,7 +48,7 @@ def heads(ctx: RequestContext, msg: HeadsRequest) -> HeadsFrame:
         trace_id=msg.trace_id,
         position=msg.position,
         target_id=target,
-        contrib=np.round(hl.contrib.astype(np.float64), 4).tolist(),
+        contrib=rounded(hl.contrib),
         top_ids=hl.top_ids.astype(np.int64).tolist(),
         vocab=ctx.vocab([*hl.top_ids.ravel().tolist(), target]),
     )

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from layerscope.engine.analyses.components import top_neurons
 from layerscope.server.context import RequestContext
-from layerscope.server.handlers.attention_layer import check_block, default_target
+from layerscope.server.frames import rounded
 from layerscope.server.registry import request
 from layerscope.server.schemas import Frame, Request, Vocab
 
@@ -48,15 +48,12 @@ class MlpNeuronsFrame(Frame):
 @request(MlpNeuronsRequest, answers=MlpNeuronsFrame)
 def mlp_neurons(ctx: RequestContext, msg: MlpNeuronsRequest) -> MlpNeuronsFrame:
     trace = ctx.stored_trace(msg.trace_id)
-    trace.check_cell(None, msg.position)
-    check_block(ctx, msg.block)
-    target = default_target(trace, msg.position, msg.target_id)
+    target = trace.answer_id(msg.position, msg.target_id)
     n = top_neurons(
         ctx.model, trace.capture, msg.block, msg.position, target, k=msg.k, n_tokens=msg.n_tokens
     )
     promoted = np.asarray(n.promoted).astype(np.int64)
     suppressed = np.asarray(n.suppressed).astype(np.int64)
-    r = lambda x: np.round(np.asarray(x, dtype=np.float64), 4).tolist()  # noqa: E731
     return MlpNeuronsFrame(
         req=msg.req,
         trace_id=msg.trace_id,
@@ -64,8 +61,8 @@ def mlp_neurons(ctx: RequestContext, msg: MlpNeuronsRequest) -> MlpNeuronsFrame:
         position=msg.position,
         target_id=int(n.target_id),
         neurons=np.asarray(n.neurons).astype(np.int64).tolist(),
-        acts=r(n.acts),
-        dla=r(n.dla),
+        acts=rounded(n.acts),
+        dla=rounded(n.dla),
         promoted=promoted.tolist(),
         suppressed=suppressed.tolist(),
         vocab=ctx.vocab([*promoted.ravel().tolist(), *suppressed.ravel().tolist(), target]),

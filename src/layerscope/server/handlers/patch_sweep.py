@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
 from layerscope.engine.analyses.patching import patch_sweep as run_sweep
 from layerscope.server.context import RequestContext
+from layerscope.server.frames import rounded
 from layerscope.server.registry import request
 from layerscope.server.schemas import MAX_PROMPT_CHARS, Frame, Request, Vocab
 
@@ -55,7 +55,7 @@ def patch_sweep(ctx: RequestContext, msg: PatchSweepRequest) -> PatchSweepFrame:
         answer_id=sweep.answer_id,
         p_clean=round(sweep.p_clean, 5),
         p_corrupted=round(sweep.p_corrupted, 5),
-        prob=np.round(sweep.prob.astype(np.float64), 4).tolist(),
-        restored=np.round(sweep.restored.astype(np.float64), 4).tolist(),
+        prob=rounded(sweep.prob),
+        restored=rounded(sweep.restored),
         vocab=ctx.vocab([*clean, *corrupted, sweep.answer_id]),
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
 from layerscope.engine.analyses.pca import pca_trajectories
 from layerscope.server.context import RequestContext
+from layerscope.server.frames import rounded
 from layerscope.server.registry import request
 from layerscope.server.schemas import Frame, Request
 
@@ -41,6 +41,6 @@ def pca(ctx: RequestContext, msg: PcaRequest) -> PcaFrame:
         req=msg.req,
         trace_id=msg.trace_id,
         positions=traj.positions,
-        coords=np.round(traj.coords.astype(np.float64), 4).tolist(),
-        explained=np.round(traj.explained.astype(np.float64), 4).tolist(),
+        coords=rounded(traj.coords),
+        explained=rounded(traj.explained),
     )

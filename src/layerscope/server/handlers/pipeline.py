@@ -9,6 +9,7 @@ from pydantic import Field
 
 from layerscope.engine.analyses.dataflow import pipeline as compute_pipeline
 from layerscope.server.context import RequestContext
+from layerscope.server.frames import rounded
 from layerscope.server.registry import request
 from layerscope.server.schemas import Frame, Request, Vocab
 
@@ -46,17 +47,10 @@ class PipelineFrame(Frame):
     vocab: Vocab
 
 
-def _floats(a, decimals: int = 4) -> list[float]:
-    return np.round(np.asarray(a, dtype=np.float64), decimals).tolist()
-
-
 @request(PipelineRequest, answers=PipelineFrame)
 def pipeline(ctx: RequestContext, msg: PipelineRequest) -> PipelineFrame:
     trace = ctx.stored_trace(msg.trace_id)
-    trace.check_cell(None, msg.position)
-    target = msg.target_id
-    if target is None:
-        target = int(trace.lens.top_ids[-1, msg.position, 0])
+    target = trace.answer_id(msg.position, msg.target_id)
     p = compute_pipeline(ctx.model, trace.capture, msg.position, target)
     top_ids = np.asarray(p.lens_top_ids).astype(np.int64)
     return PipelineFrame(
@@ -66,15 +60,15 @@ def pipeline(ctx: RequestContext, msg: PipelineRequest) -> PipelineFrame:
         target_id=int(p.target_id),
         stages=list(p.stages),
         stops=list(p.stops),
-        resid_norm=_floats(p.resid_norm),
-        add_norm=_floats(p.add_norm),
-        add_cos=_floats(p.add_cos),
-        dla=_floats(p.dla),
+        resid_norm=rounded(p.resid_norm),
+        add_norm=rounded(p.add_norm),
+        add_cos=rounded(p.add_cos),
+        dla=rounded(p.dla),
         embed_dla=round(float(p.embed_dla), 4),
         bias_dla=round(float(p.bias_dla), 4),
         target_logit=round(float(p.target_logit), 4),
         lens_top_ids=top_ids.tolist(),
-        lens_top_probs=_floats(p.lens_top_probs, 5),
-        lens_target_prob=_floats(p.lens_target_prob, 6),
+        lens_top_probs=rounded(p.lens_top_probs, 5),
+        lens_target_prob=rounded(p.lens_target_prob, 6),
         vocab=ctx.vocab([*top_ids.ravel().tolist(), int(p.target_id)]),
     )
