@@ -1,6 +1,6 @@
 """Layering contracts, checked by import-linter itself (``[tool.importlinter]`` in pyproject.toml).
 
-- layers: ``layerscope.server`` > ``layerscope.learn`` > ``layerscope.engine`` > ``layerscope.models``: a lower layer
+- layers: ``layerscope.server`` > ``learn`` > ``engine`` > ``models``: a lower layer
   never imports a higher one, directly or through other modules;
 - top: models, engine and server never import ``layerscope.cli`` or the top-level package
   (``layerscope/__init__.py``), which sit on top of everything.
