@@ -84,3 +84,98 @@ def test_corrupt_weights_exit_2(capsys, tmp_path):
 def test_models_lists_the_catalog(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0 and "smollm2-135m" in out and "nanochat-d32" in out
+
+
+def test_attribute_prints_a_table_and_one_json_object(capsys, model_dir):
+    code, out, _ = run(capsys, "attribute", "The capital of France is", "--model", model_dir)
+    assert code == 0 and "completeness" in out and "[  0]" in out
+    argv = ["attribute", "The capital of France is", "--model", model_dir, "--json"]
+    code, out, _ = run(capsys, *argv, "--steps", "8")
+    d = json.loads(out)
+    assert {"tokens", "scores", "target", "target_id", "baseline", "steps", "delta"} <= set(d)
+    assert d["steps"] == 8 and len(d["scores"]) == len(d["tokens"])
+    code, again, _ = run(capsys, *argv, "--steps", "8")
+    assert again == out  # deterministic
+    code, out, _ = run(capsys, *argv, "--method", "gradient_x_input", "--target", d["tokens"][1])
+    assert json.loads(out)["delta"] is None and json.loads(out)["target"] == d["tokens"][1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["attribute", " "], "prompt is empty"),
+        (["attribute", "Hello", "--steps", "0"], "steps must be"),
+        (["attribute", "Hello", "--target", "xqzj world zzz"], "single token"),
+    ],
+)
+def test_attribute_bad_input_exits_2(capsys, model_dir, argv, message):
+    code, out, err = run(capsys, *argv, "--model", model_dir)
+    assert code == 2 and message in err and "Traceback" not in err and out == ""
+
+
+def test_trace_with_an_ablation_says_what_changed(capsys, model_dir):
+    argv = ["trace", "The capital of France is", "--model", model_dir]
+    code, out, _ = run(capsys, *argv, "--ablate-heads", "0.1,1.2", "--ablate-mlp", "1")
+    assert code == 0
+    assert "experiment: ablate heads 0.1, 1.2; MLP 1 (zero)" in out
+    assert "next token after the prompt: clean" in out and "log p" in out
+    code, out, _ = run(capsys, *argv, "--json", "--ablate-attn", "1", "--ablate-mode", "mean")
+    d = json.loads(out)
+    assert d["settings"]["interventions"][0]["attn"] == [1]
+    e = d["experiment"]["effect"]
+    assert {"target_id", "p_clean", "p_new", "logp_clean", "logp_new", "top_clean"} <= set(e)
+    assert e["p_new"] != e["p_clean"]
+    code, plain, _ = run(capsys, *argv, "--json")
+    assert "experiment" not in json.loads(plain)  # a plain trace's JSON is unchanged
+
+
+def test_trace_with_steering_reports_the_vector_and_both_generations(capsys, model_dir):
+    argv = ["trace", "Hello", "--model", model_dir, "--generate", "4", "--steer-layer", "1"]
+    code, out, _ = run(
+        capsys,
+        *argv,
+        "--steer-positive",
+        "Once upon",
+        "--steer-negative",
+        "1 2 3",
+        "--steer-strength",
+        "6",
+    )
+    assert code == 0
+    assert "steering vector: actadd at layer h_1" in out
+    assert "generated, clean:" in out and "generated, now:" in out
+    code, out, _ = run(
+        capsys,
+        *argv,
+        "--json",
+        "--steer-positive",
+        "Once",
+        "--steer-negative",
+        "Hello",
+        "--steer-positive",
+        "Rome",
+        "--steer-negative",
+        "Paris",
+    )
+    steer = json.loads(out)["settings"]["interventions"][0]
+    assert steer["kind"] == "steer" and steer["where"] == "generated" and steer["strength"] == 8
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ablate-heads", "3"], "block.head pairs"),
+        (["--ablate-heads", "0.9"], "head 9"),
+        (["--ablate-mlp", "1,x"], "block numbers"),
+        (["--ablate-layer", "7"], "block 7"),
+        (["--ablate-layer", "0,1"], "every attention layer and every MLP"),
+        (["--ablate-mode", "mean"], "need something to ablate"),
+        (["--ablate-mlp", "0", "--ablate-reference", "Hi"], "--ablate-mode mean"),
+        (["--steer-positive", "Love"], "both --steer-positive and --steer-negative"),
+        (["--steer-positive", "a", "--steer-negative", "b", "--steer-strength", "nan"], "finite"),
+        (["--steer-positive", "a", "--steer-negative", "b", "--steer-layer", "9"], "0..2"),
+    ],
+)
+def test_bad_experiment_flags_exit_2(capsys, model_dir, argv, message):
+    code, out, err = run(capsys, "trace", "Hello", "--model", model_dir, *argv)
+    assert code == 2 and message in err and "Traceback" not in err and out == ""

@@ -21,7 +21,7 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 VOCAB = 320
-FAMILIES = ("llama", "qwen2", "gemma2", "gpt2", "gpt_neox")
+FAMILIES = ("llama", "qwen2", "gemma2", "gemma3_text", "gpt2", "gpt_neox")
 
 
 @lru_cache(maxsize=1)
@@ -86,6 +86,20 @@ def tiny_config(family: str):
             final_logit_softcapping=5.0,
             attn_logit_softcapping=20.0,
             sliding_window=8,
+            **common,
+        )
+    if family == "gemma3_text":
+        return tf.Gemma3TextConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            max_position_embeddings=128,
+            sliding_window=8,
+            layer_types=["sliding_attention", "full_attention"],
             **common,
         )
     if family == "gpt2":

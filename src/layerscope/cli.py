@@ -1,12 +1,14 @@
-"""Command line: ``layerscope trace | models | fetch | serve``."""
+"""Command line: ``layerscope trace | attribute | models | fetch | serve``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
+from layerscope import cli_experiments
 from layerscope.errors import InputError, LayerscopeError
 
 
@@ -46,16 +48,49 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compile the fused CPU lens kernel first (pays off for long traces)",
     )
+    cli_experiments.add_arguments(trace)
+
+    attr = sub.add_parser("attribute", help="which input tokens drive a prediction")
+    attr.add_argument("text", help="the prompt")
+    attr.add_argument("--target", default=None, help="one token (default: the top prediction)")
+    attr.add_argument(
+        "--method",
+        default="integrated_gradients",
+        choices=["integrated_gradients", "gradient_x_input"],
+    )
+    attr.add_argument("--steps", type=int, default=64, help="integration steps (IG)")
+    attr.add_argument("--model", default=None, help="catalog name or model directory")
+    attr.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: best)")
+    attr.add_argument("--step", type=int, default=None, help="nanochat checkpoint step")
+    attr.add_argument("--json", action="store_true", help="print one JSON object")
+
+    ask = sub.add_parser("ask", help="ask the knowledge base a question (a cited answer)")
+    ask.add_argument("question")
+    ask.add_argument("--retrieve-only", action="store_true", help="only find the passages (fast)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--model", default=None, help="model that writes the answer (default model)")
+    ask.add_argument("--k", type=int, default=4, help="passages to retrieve and cite")
+    ask.add_argument("--chat-endpoint", default=None, metavar="URL", help="OpenAI-compatible API")
+    ask.add_argument("--chat-model", default=None, metavar="NAME", help="the endpoint's model")
 
     sub.add_parser("models", help="list the models that can be loaded here")
 
     fetch = sub.add_parser("fetch", help="download a catalog model (needs a network)")
-    fetch.add_argument("name", choices=["nanochat-d32"])
+    fetch.add_argument("name", choices=["nanochat-d32", "gemma3-270m"])
+    fetch.add_argument(
+        "--accept-license",
+        action="store_true",
+        help="accept the model's licence without asking (gemma3-270m: the Gemma Terms of Use)",
+    )
 
     serve = sub.add_parser("serve", help="start the web app")
     serve.add_argument("--model", default=None, help="catalog name or model directory")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--chat-endpoint", default=None, metavar="URL", help="OpenAI-compatible chat API (base URL)"
+    )
+    serve.add_argument("--chat-model", default=None, metavar="NAME", help="the endpoint's model")
     return parser
 
 
@@ -71,6 +106,7 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         from layerscope.engine import fused
 
         fused.enable()
+    interventions, note = cli_experiments.build(model, args)
     trace = model.trace(
         args.text,
         ids=ids,
@@ -82,12 +118,33 @@ def _cmd_trace(args: argparse.Namespace) -> int:
         lens_top_k=args.lens_k,
         attention=False,
         keep_capture=False,
+        interventions=interventions,
     )
+    rep = cli_experiments.report(model, trace, interventions, note, args) if interventions else None
     if args.json:
-        json.dump(trace.to_dict(), sys.stdout, ensure_ascii=False, separators=(",", ":"))
+        doc = trace.to_dict() if rep is None else {**trace.to_dict(), "experiment": rep}
+        json.dump(doc, sys.stdout, ensure_ascii=False, separators=(",", ":"))
         sys.stdout.write("\n")
     else:
         print(format_trace(trace))
+        if rep is not None:
+            print("\n" + cli_experiments.format_report(model, trace, rep))
+    return 0
+
+
+def _cmd_attribute(args: argparse.Namespace) -> int:
+    from layerscope import load
+
+    if not args.text.strip():
+        raise InputError("the prompt is empty")
+    model = load(args.model, device=args.device, step=args.step)
+    result = model.attribute(args.text, target=args.target, method=args.method, steps=args.steps)
+    if args.json:
+        out = {"model": model.info.name, **result.to_dict()}
+        json.dump(out, sys.stdout, ensure_ascii=False, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
+        print(f"model {model.info.name}\n{result.format()}")
     return 0
 
 
@@ -105,10 +162,67 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
+    if args.name == "gemma3-270m":
+        return _fetch_gemma3(args.accept_license)
     from layerscope.models.nanochat import fetch_d32
 
     path = fetch_d32(progress=True)
     print(f"nanochat-d32 is in {path}")
+    return 0
+
+
+def _fetch_gemma3(accept_license: bool) -> int:
+    from layerscope.models import gemma3
+
+    def ask(question: str) -> bool:  # an interactive yes, only when someone can answer
+        if not sys.stdin.isatty():
+            return False
+        return input(question).strip().lower() in ("y", "yes")
+
+    path = gemma3.fetch(accept_license=accept_license, confirm=ask)
+    print(f"gemma3-270m is ready in {path}; load it with --model gemma3-270m")
+    return 0
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from layerscope.learn.chat import Delta, Done, answer, generator_for
+    from layerscope.learn.endpoint import EndpointConfig
+    from layerscope.learn.index import Index
+
+    if not args.question.strip():
+        raise InputError("the question is empty")
+    index = Index.load_or_build()
+    generator = None
+    if not args.retrieve_only:
+        endpoint = EndpointConfig.from_env(args.chat_endpoint, args.chat_model)
+        model = None
+        if endpoint is None:
+            from layerscope import load
+
+            model = load(args.model)
+        generator = generator_for(model, endpoint)
+    events = answer(
+        args.question, None, (), generator, index=index, k=args.k, retrieve_only=args.retrieve_only
+    )
+    done = None
+    for event in events:
+        if isinstance(event, Done):
+            done = event
+        elif isinstance(event, Delta) and not args.json:
+            sys.stdout.write(("\n\n" if event.replace else "") + event.text)
+            sys.stdout.flush()
+    assert done is not None
+    if args.json:
+        keys = ("doc", "title", "text", "score")
+        out = {"answer": done.answer, "sources": [{k: s[k] for k in keys} for s in done.sources]}
+        json.dump(out, sys.stdout, ensure_ascii=False, separators=(",", ":"))
+        sys.stdout.write("\n")
+        return 0
+    print(f"\n\nSources ({done.mode} answer):")
+    for i, s in enumerate(done.sources, 1):
+        where = f"{s['doc']}.md#{s['anchor']}" if s["anchor"] else f"{s['doc']}.md"
+        heading = f" — {s['heading']}" if s["heading"] else ""
+        print(f"  [{i}] {s['title']}{heading}  ({where})")
     return 0
 
 
@@ -117,11 +231,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from layerscope.server import serve
     except ImportError as exc:
         raise LayerscopeError(f"the web app is not available in this install: {exc}") from None
+    if args.chat_endpoint:  # read by the chat (layerscope.learn.endpoint), never sent to pages
+        os.environ["LAYERSCOPE_CHAT_URL"] = args.chat_endpoint
+    if args.chat_model:
+        os.environ["LAYERSCOPE_CHAT_MODEL"] = args.chat_model
     serve(args.model, host=args.host, port=args.port)
     return 0
 
 
-COMMANDS = {"trace": _cmd_trace, "models": _cmd_models, "fetch": _cmd_fetch, "serve": _cmd_serve}
+COMMANDS = {
+    "ask": _cmd_ask,
+    "trace": _cmd_trace,
+    "attribute": _cmd_attribute,
+    "models": _cmd_models,
+    "fetch": _cmd_fetch,
+    "serve": _cmd_serve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,7 @@ def trace(model):
         seed=3,
         interventions=[
             Ablate(point="head_out", block=1, heads=(0, 2)),
-            Steer(point="resid_post", block=0, vector=[0.25] * d, scale=0.5, positions=[1]),
+            Steer(point="resid_post", block=0, vector=[0.25] * d, strength=0.5, positions=[1]),
         ],
     )
 

@@ -89,6 +89,9 @@ class Tokenizer(ABC):
 
     #: id prepended to plain text, if the family does that (None otherwise)
     bos_id: int | None = None
+    #: the family's padding token (its pad, else its EOS/document token): a neutral filler, e.g.
+    #: the baseline of integrated gradients (None if the family has none)
+    pad_id: int | None = None
 
     @abstractmethod
     def encode(self, text: str) -> list[int]:
@@ -155,6 +158,10 @@ class LensModel(ABC):
     def mlp_out_weight(self, block: int) -> torch.Tensor:
         """The MLP down projection W_out of ``block`` as [d_model, d_mlp], so that
         ``mlp_out = W_out @ mlp_post`` (+ the projection's bias, if any)."""
+
+    def embedding_module(self) -> nn.Module:
+        """The token embedding module (ids -> vectors [B, T, d]): attribution hooks its output."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its token embedding")
 
     @abstractmethod
     def final_norm(self, h: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,11 @@ class CatalogEntry:
     loader: Callable[[torch.device | str | None, int | None], LensModel]
     locate: Callable[[], Path | None]  # where its weights are on this machine, None if absent
     how_to_get: str
+    missing: str = "not installed"  # what is wrong when ``locate`` finds nothing
+
+    def reason(self) -> str:
+        """Why it cannot be loaded here, and the command that fixes that."""
+        return f"{self.missing}: run `{self.how_to_get}`"
 
 
 def _no_step(step: int | None) -> None:
@@ -72,6 +77,19 @@ def _load_nanochat_d32(device, step):
     return load_nanochat(path, step=step, device=device, name="nanochat-d32")
 
 
+def _load_gemma3(device, step):
+    from layerscope.models.gemma3 import load_gemma3
+
+    _no_step(step)
+    return load_gemma3(device=device)
+
+
+def _locate_gemma3() -> Path | None:
+    from layerscope.models.gemma3 import locate
+
+    return locate()
+
+
 CATALOG: dict[str, CatalogEntry] = {
     "smollm2-135m": CatalogEntry(
         name="smollm2-135m",
@@ -86,6 +104,15 @@ CATALOG: dict[str, CatalogEntry] = {
         loader=_load_nanochat_d32,
         locate=_locate_nanochat_d32,
         how_to_get="layerscope fetch nanochat-d32",
+        missing="not fetched",
+    ),
+    "gemma3-270m": CatalogEntry(
+        name="gemma3-270m",
+        description="Google's Gemma 3 270M (opt-in, Gemma Terms of Use; 18 blocks, vocab 262,144)",
+        loader=_load_gemma3,
+        locate=_locate_gemma3,
+        how_to_get="layerscope fetch gemma3-270m",
+        missing="not fetched",
     ),
 }
 
@@ -120,6 +147,27 @@ def load(
 
 
 @dataclass(frozen=True)
+class Status:
+    """Whether a catalog model can be loaded on this machine, and why not."""
+
+    name: str
+    description: str
+    available: bool
+    reason: str | None  # None when available
+
+
+def catalog_status() -> list[Status]:
+    """Every catalog model, in catalog order, with why the missing ones cannot be loaded."""
+    rows = []
+    for entry in CATALOG.values():
+        found = entry.locate() is not None
+        rows.append(
+            Status(entry.name, entry.description, found, None if found else entry.reason())
+        )
+    return rows
+
+
+@dataclass(frozen=True)
 class Available:
     """One row of ``layerscope models``."""
 
@@ -144,7 +192,7 @@ def available_models() -> list[Available]:
             Available(
                 name=entry.name,
                 description=entry.description,
-                location=str(where) if where else f"not installed — {entry.how_to_get}",
+                location=str(where) if where else entry.reason(),
                 size_bytes=_size(where) if where else None,
             )
         )

@@ -69,6 +69,21 @@ FAMILIES: dict[str, FamilySpec] = {
         softcap_attr="final_logit_softcapping",
         needs_eager_attention=True,
     ),
+    # Gemma 3 (text): Gemma-2's sandwich norms (each sub-layer's output normed before it joins the
+    # stream), q/k-norm inside attention (before W_O: head_out is unaffected), alternating sliding
+    # and global layers (masking only), embeddings scaled by sqrt(d) inside the embedding module
+    # (so h_0 is already scaled). No attention softcap, so SDPA is fine; the final logit softcap is
+    # read from the config (None for the released models) exactly as the model applies it.
+    "gemma3_text": FamilySpec(
+        blocks="model.layers",
+        final_norm="model.norm",
+        lm_head="lm_head",
+        out_proj="self_attn.o_proj",
+        attn_out="post_attention_layernorm",
+        mlp_down="mlp.down_proj",
+        mlp_out="post_feedforward_layernorm",
+        softcap_attr="final_logit_softcapping",
+    ),
     "gpt2": FamilySpec(
         blocks="transformer.h",
         final_norm="transformer.ln_f",

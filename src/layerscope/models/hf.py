@@ -1,4 +1,5 @@
-"""Adapter for Hugging Face causal LMs (Llama/SmolLM, Qwen2, Gemma, Gemma-2, GPT-2, GPT-NeoX)."""
+"""Adapter for Hugging Face causal LMs (Llama/SmolLM, Qwen2, Gemma, Gemma-2, Gemma 3, GPT-2,
+GPT-NeoX)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ class HFTokenizer(Tokenizer):
     def __init__(self, tok: Any, extra_stop_ids: Sequence[int] = ()) -> None:
         self._tok = tok
         self.bos_id = tok.bos_token_id if self._adds_bos() else None
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         stops = {i for i in (tok.eos_token_id, *extra_stop_ids) if i is not None}
         self._stop_ids = frozenset(stops)
         self._text_cache: dict[int, str] = {}
@@ -135,7 +137,8 @@ class HFLensModel(LensModel):
         )
         self._softcap = getattr(cfg, self.spec.softcap_attr) if self.spec.softcap_attr else None
         self._attn_impl = getattr(cfg, "_attn_implementation", None)
-        if self.spec.needs_eager_attention:
+        # an attention softcap is only implemented by the eager kernel (Gemma-2; Gemma 3 if set)
+        if self.spec.needs_eager_attention or getattr(cfg, "attn_logit_softcapping", None):
             self._set_attention("eager")
         # Attention probabilities need the eager kernel; every other pass uses the model's own
         # (usually SDPA), so a trace's numbers never depend on what ran before it.
@@ -180,6 +183,9 @@ class HFLensModel(LensModel):
     def mlp_out_weight(self, block: int) -> torch.Tensor:
         w = self.spec.get(self._blocks[block], self.spec.mlp_down).weight
         return w.T if self.spec.out_proj_is_conv1d else w
+
+    def embedding_module(self) -> nn.Module:
+        return self.hf.get_input_embeddings()
 
     def final_norm(self, h: torch.Tensor) -> torch.Tensor:
         return self._norm(h)

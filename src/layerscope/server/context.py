@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -11,40 +12,123 @@ import numpy as np
 from pydantic import BaseModel
 
 from layerscope.engine.trace import Trace, prompt_ids
+from layerscope.errors import InputError, LayerscopeError, ModelLoadError
 from layerscope.models.base import LensModel
+from layerscope.server.models import CatalogModels, ModelSource
 from layerscope.server.store import ResultStore, UnknownIdError
 from layerscope.server.worker import Cancelled, ModelWorker
+
+Listener = Callable[[str], None]
+"""Hears a frame's JSON sent to every connection (called on the model worker's thread)."""
+
+
+@dataclass(frozen=True)
+class Switched:
+    """What a model switch did."""
+
+    previous: str
+    model: LensModel
+    dropped: int  # stored results of the previous model, now gone
+    seconds: float  # time spent loading
 
 
 @dataclass
 class ServerContext:
-    """The model, its worker and the result store: one per app."""
+    """The model, its worker, the result store and the models it may switch to: one per app.
+
+    ``generation`` counts model switches; ``listeners`` are the open connections, told of a switch.
+    """
 
     model: LensModel
     worker: ModelWorker = field(default_factory=ModelWorker)
     store: ResultStore = field(default_factory=ResultStore)
+    models: ModelSource = field(default_factory=CatalogModels)
+    generation: int = 0
+    listeners: set[Listener] = field(default_factory=set)
+    _listeners_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def encode(self, prompt: str, chat: bool) -> list[int]:
         """Prompt ids exactly as a trace with these settings will see them (InputError if empty)."""
         return prompt_ids(self.model, prompt, None, chat)
 
+    # ------------------------------------------------------------------ switching models
+    def switch_model(self, name: str) -> Switched:
+        """Load ``name`` and serve it instead of the current model. Run this on the worker.
+
+        Jobs queued before this one have finished on the old model; jobs after it see the new
+        one. Stored results (traces of the old model) are dropped. A failed load raises a
+        :class:`LayerscopeError` and leaves the old model serving, its results untouched.
+        """
+        choices = {c.name: c for c in self.models.choices(self.model.info.name)}
+        choice = choices.get(name)
+        if choice is None:
+            known = ", ".join(sorted(choices)) or "none"
+            raise InputError(f"unknown model {name!r}: this server can switch to {known}")
+        if not choice.available:
+            raise InputError(f"{name} cannot be loaded here: {choice.reason}")
+        previous = self.model.info.name
+        if name == previous:
+            return Switched(previous=previous, model=self.model, dropped=0, seconds=0.0)
+        start = time.perf_counter()
+        try:
+            model = self.models.load(name, self.model.device)
+        except LayerscopeError as exc:
+            raise ModelLoadError(
+                f"could not load {name}: {exc} (still serving {previous})"
+            ) from exc
+        except Exception as exc:  # a broken model must never take the server down
+            raise ModelLoadError(
+                f"could not load {name}: {type(exc).__name__}: {exc} (still serving {previous})"
+            ) from exc
+        seconds = time.perf_counter() - start
+        self.model = model
+        self.generation += 1
+        dropped = self.store.clear()
+        gc.collect()  # the old model's weights go now, not at some later collection
+        return Switched(previous=previous, model=model, dropped=dropped, seconds=seconds)
+
+    def add_listener(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            self.listeners.add(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            self.listeners.discard(listener)
+
+    def broadcast(self, frame: BaseModel, exclude: Listener | None = None) -> None:
+        """Send ``frame`` to every open connection but ``exclude``."""
+        text = frame.model_dump_json()
+        with self._listeners_lock:
+            targets = [x for x in self.listeners if x != exclude]  # bound methods: ==, not is
+        for listener in targets:
+            listener(text)
+
 
 class VocabTracker:
-    """Remembers which token texts a connection has been sent; hands out only the new ones."""
+    """Remembers which token texts a connection has been sent; hands out only the new ones.
 
-    def __init__(self, model: LensModel) -> None:
-        self._tok = model.tokenizer
+    After a model switch it starts over: every id the new model mentions is sent again with the
+    new tokenizer's text.
+    """
+
+    def __init__(self, server: ServerContext) -> None:
+        self._server = server
+        self._generation = server.generation
         self._sent: set[int] = set()
         self._lock = threading.Lock()
 
     def delta(self, ids: Iterable[int]) -> dict[str, str]:
         new: dict[str, str] = {}
         with self._lock:
+            if self._generation != self._server.generation:
+                self._generation = self._server.generation
+                self._sent.clear()
+            tok = self._server.model.tokenizer
             for i in ids:
                 i = int(i)
                 if i not in self._sent:
                     self._sent.add(i)
-                    new[str(i)] = self._tok.token_text(i)
+                    new[str(i)] = tok.token_text(i)
         return new
 
 
@@ -62,6 +146,7 @@ class RequestContext:
     vocabulary: VocabTracker
     send: Callable[[str], None]  # a frame's JSON, on its way to the client
     closed: threading.Event = field(default_factory=threading.Event)
+    listener: Listener | None = None  # this connection's broadcast listener, if any
     started: float = field(default_factory=time.perf_counter)
     bytes_emitted: int = 0
 

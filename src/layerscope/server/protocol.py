@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -41,9 +42,10 @@ class Connection:
         self.registry = registry
         self.ws = ws
         self.session = session
-        self.vocab = VocabTracker(server.model)
+        self.vocab = VocabTracker(server)
         self.closed = threading.Event()
         self._send_lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task] = set()
 
     async def send(self, frame: BaseModel | str) -> int:
@@ -58,17 +60,29 @@ class Connection:
             await self.send(ErrorFrame(req=req, code=code, message=message))  # type: ignore[arg-type]
 
     async def serve(self) -> None:
-        await self.send(hello_frame(self.server.model, self.registry, self.session))
+        self.server.add_listener(self.notify)
         try:
+            await self.send(hello_frame(self.server.model, self.registry, self.session))
             while True:
                 text = await self.ws.receive_text()
                 self._dispatch(text)
         except WebSocketDisconnect:
             pass
         finally:
+            self.server.remove_listener(self.notify)
             self.closed.set()
             for t in self._tasks:
                 t.cancel()
+
+    def notify(self, text: str) -> None:
+        """Send a frame every connection gets (a model switch); safe from any thread."""
+        if not self.closed.is_set():
+            with contextlib.suppress(RuntimeError):  # the event loop is gone (shutdown)
+                self._loop.call_soon_threadsafe(lambda: self._spawn(self._send_quietly(text)))
+
+    async def _send_quietly(self, text: str) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client has gone
+            await self.send(text)
 
     def _dispatch(self, text: str) -> None:
         req: int | None = None
@@ -117,6 +131,7 @@ class Connection:
             vocabulary=self.vocab,
             send=lambda text: loop.call_soon_threadsafe(frames.put_nowait, text),
             closed=self.closed,
+            listener=self.notify,
         )
         handler = self.registry[msg.type].handler
         job: Callable[[], Any] = lambda: handler(ctx, msg)  # noqa: E731

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -39,10 +40,16 @@ async def health(request: Request) -> S.Health:
 
 @router.get("/models", response_model=S.ModelsResponse)
 async def models(request: Request) -> S.ModelsResponse:
-    """The loaded model, and the catalog's names (a server serves one model)."""
-    from layerscope.models.catalog import CATALOG
-
-    return S.ModelsResponse(loaded=model_summary(_ctx(request).model), available=sorted(CATALOG))
+    """The loaded model and the models a ``switch_model`` request can load here (one model is
+    served at a time); ``models`` also lists the unavailable ones, each with why."""
+    ctx = _ctx(request)
+    loaded = ctx.model
+    rows = await asyncio.to_thread(ctx.models.choices, loaded.info.name)  # looks at the disk
+    return S.ModelsResponse(
+        loaded=model_summary(loaded),
+        available=[r.name for r in rows if r.available],
+        models=rows,
+    )
 
 
 class TraceBody(TraceRequest):
@@ -53,12 +60,9 @@ class TraceBody(TraceRequest):
 async def trace(body: TraceBody, request: Request) -> dict[str, Any]:
     """Run a trace and return it whole (the ``Trace.to_dict`` schema plus ``trace_id``)."""
     ctx = _ctx(request)
-    try:
-        ids = request_ids(ctx, body)
-    except LayerscopeError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
 
-    def job() -> Trace:
+    def job() -> Trace:  # encoded on the worker too: the model may be switched while it waits
+        ids = request_ids(ctx, body)
         return trace_request(ctx.model, body, ids, bind(ctx.model, body.interventions))
 
     try:

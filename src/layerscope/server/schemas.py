@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from layerscope.server.models import ModelChoice
+
 PROTOCOL_VERSION = 2
 MAX_PROMPT_CHARS = 20_000
 MAX_GENERATE = 256
@@ -94,4 +96,5 @@ class Health(BaseModel):
 
 class ModelsResponse(BaseModel):
     loaded: ModelSummary
-    available: list[str]
+    available: list[str]  # names a ``switch_model`` request can load on this machine now
+    models: list[ModelChoice]  # every known name: available or not (with why), loaded or not

@@ -80,6 +80,14 @@ class ResultStore:
             self._sessions.move_to_end(session)
             return s.items[item_id][0]
 
+    def clear(self) -> int:
+        """Drop every stored result (e.g. the previous model's, after a switch); how many."""
+        with self._lock:
+            n = len(self._owner)
+            self._sessions.clear()
+            self._owner.clear()
+        return n
+
     def __len__(self) -> int:
         return len(self._owner)
 

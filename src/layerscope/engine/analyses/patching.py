@@ -9,6 +9,7 @@ of the corrupted prompt with :meth:`PatchSweep.cell_patch` attached.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,7 @@ def residual_patch(layer: int, position: int, source_ids: list[int]) -> Patch:
     return Patch(point=point, block=block, positions=(position,), source_ids=tuple(source_ids))
 
 
-def _check_pair(model: LensModel, clean: list[int], corrupted: list[int]) -> None:
+def check_pair(model: LensModel, clean: list[int], corrupted: list[int]) -> None:
     if len(clean) != len(corrupted):
         raise InputError(
             f"the clean and corrupted prompts must have the same number of tokens "
@@ -72,9 +73,61 @@ def _check_pair(model: LensModel, clean: list[int], corrupted: list[int]) -> Non
         )
 
 
-def _last_probs(model: LensModel, ids: torch.Tensor) -> torch.Tensor:
+def last_probs(model: LensModel, ids: torch.Tensor) -> torch.Tensor:
+    """Softmax of the final logits at the last position of each row of ``ids``: [B, V]."""
     logits = model.forward(ids, last_logits_only=True).logits[:, -1, :].float()
     return torch.softmax(logits, dim=-1)
+
+
+def clean_run(
+    model: LensModel, clean_ids: list[int], record: Sequence[str | tuple[str, int]]
+) -> tuple[torch.Tensor, SourceCache]:
+    """One clean pass: its last-position probabilities [V] and a patch-source cache seeded with
+    the points in ``record`` (so patches from the clean run never run it again)."""
+    hooks = Hooks(model, record=record)
+    with torch.no_grad(), hooks.installed():
+        probs = last_probs(model, torch.tensor([clean_ids], device=model.device))[0]
+    sources = SourceCache(model)
+    for name, block in hooks.wanted:
+        sources.put(clean_ids, name, block, hooks.values(name, block)[0])
+    return probs, sources
+
+
+def check_answer(probs: torch.Tensor, answer_id: int | None) -> int:
+    """``answer_id``, or the top of ``probs``; a clear error outside the vocabulary."""
+    if answer_id is None:
+        return int(probs.argmax())
+    if not 0 <= answer_id < probs.shape[0]:
+        raise InputError(f"answer token id {answer_id} is outside the vocabulary")
+    return int(answer_id)
+
+
+@torch.no_grad()
+def patched_probs(
+    model: LensModel,
+    corrupted_ids: list[int],
+    cells: Sequence[Sequence[Patch]],
+    answer_id: int,
+    sources: SourceCache,
+    batch_size: int = 32,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """p(answer) at the last position of ``corrupted_ids`` with each cell's patches applied:
+    ``batch_size`` cells per pass, one batch row each (cells may patch different points).
+    ``on_progress(cells done, cells in all)`` is called after each pass."""
+    if batch_size < 1:
+        raise InputError("batch size must be >= 1")
+    corrupted = torch.tensor([corrupted_ids], device=model.device)
+    out = np.zeros(len(cells), dtype=np.float32)
+    for start in range(0, len(cells), batch_size):
+        rows = [list(c) for c in cells[start : start + batch_size]]
+        hooks = hooks_for(bind(model, per_row=rows, sources=sources))
+        with hooks.installed():
+            p = last_probs(model, corrupted.expand(len(rows), -1))[:, answer_id]
+        out[start : start + len(rows)] = p.float().cpu().numpy()
+        if on_progress is not None:
+            on_progress(start + len(rows), len(cells))
+    return out
 
 
 @torch.no_grad()
@@ -85,42 +138,28 @@ def patch_sweep(
     answer_id: int | None = None,
     batch_size: int = 32,
 ) -> PatchSweep:
-    """Patch the clean residual into the corrupted run at every (layer, position), batched by layer.
+    """Patch the clean residual into the corrupted run at every (layer, position), batched.
 
     ``answer_id`` defaults to the clean run's top prediction at the last position. Each batch row
-    is one cell: the rows of a pass differ only in the position they patch.
+    is one cell (:func:`patched_probs`).
     """
-    _check_pair(model, clean_ids, corrupted_ids)
-    dev = model.device
+    check_pair(model, clean_ids, corrupted_ids)
     n_blocks, n_pos = model.info.n_blocks, len(clean_ids)
-    clean = torch.tensor([clean_ids], device=dev)
-    corrupted = torch.tensor([corrupted_ids], device=dev)
-    # The clean run records the residual stream once and seeds the patch sources with it.
-    record = Hooks(model, record=[("resid_pre", 0), "resid_post"])
-    with record.installed():
-        p_clean_all = _last_probs(model, clean)[0]
-    sources = SourceCache(model)
-    for name, block in record.wanted:
-        sources.put(clean_ids, name, block, record.values(name, block)[0])
-    if answer_id is None:
-        answer_id = int(p_clean_all.argmax())
-    elif not 0 <= answer_id < p_clean_all.shape[0]:
-        raise InputError(f"answer token id {answer_id} is outside the vocabulary")
-    p_corrupted = float(_last_probs(model, corrupted)[0, answer_id])
-    prob = np.zeros((n_blocks + 1, n_pos), dtype=np.float32)
-    for layer in range(n_blocks + 1):
-        for start in range(0, n_pos, batch_size):
-            cells = range(start, min(n_pos, start + batch_size))
-            rows = [[residual_patch(layer, pos, clean_ids)] for pos in cells]
-            hooks = hooks_for(bind(model, per_row=rows, sources=sources))
-            with hooks.installed():
-                p = _last_probs(model, corrupted.expand(len(cells), -1))[:, answer_id]
-            prob[layer, start : start + len(cells)] = p.float().cpu().numpy()
+    p_clean_all, sources = clean_run(model, clean_ids, [("resid_pre", 0), "resid_post"])
+    answer_id = check_answer(p_clean_all, answer_id)
+    corrupted = torch.tensor([corrupted_ids], device=model.device)
+    p_corrupted = float(last_probs(model, corrupted)[0, answer_id])
+    cells = [
+        [residual_patch(layer, pos, clean_ids)]
+        for layer in range(n_blocks + 1)
+        for pos in range(n_pos)
+    ]
+    prob = patched_probs(model, corrupted_ids, cells, answer_id, sources, batch_size)
     return PatchSweep(
         clean_ids=list(clean_ids),
         corrupted_ids=list(corrupted_ids),
         answer_id=answer_id,
         p_clean=float(p_clean_all[answer_id]),
         p_corrupted=p_corrupted,
-        prob=prob,
+        prob=prob.reshape(n_blocks + 1, n_pos),
     )

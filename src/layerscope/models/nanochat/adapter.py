@@ -74,6 +74,9 @@ class NanochatLM(LensModel):
     def mlp_out_weight(self, block: int) -> torch.Tensor:
         return self.module.transformer.h[block].mlp.c_proj.weight
 
+    def embedding_module(self) -> nn.Module:
+        return self.module.transformer.wte
+
     def final_norm(self, h: torch.Tensor) -> torch.Tensor:
         return norm(h)
 

@@ -141,6 +141,7 @@ class NanochatTokenizer(Tokenizer):
             )
         self.special: dict[str, int] = {t: encoding.encode_single_token(t) for t in SPECIAL_TOKENS}
         self.bos_id = self.special["<|bos|>"]
+        self.pad_id = self.bos_id  # nanochat separates documents with <|bos|>; it has no pad
         self.vocab_size: int = encoding.n_vocab
 
     @classmethod

@@ -10,11 +10,15 @@ import { exportHTML, offerDownload } from "./core/export.js";
 import { tokenLabel } from "./core/format.js";
 import { describeRun } from "./core/interventions.js";
 import { LayerControl } from "./core/layer-control.js";
+import { bindNavKeys, navGroups, tabIndex } from "./core/nav.js";
 import { Scrubber } from "./core/scrubber.js";
 import { TraceStore } from "./core/store.js";
 import { TraceData } from "./core/trace.js";
 import { ViewHost } from "./core/viewhost.js";
 import { VIEWS } from "./views/index.js";
+import { modelPicker } from "./core/models.js";
+import { initTooltips } from "./core/tooltips.js";
+import { glossary } from "./learn/api.js";
 
 const ERROR_TITLES = { busy: "Server busy.", bad_request: "Cannot run that:",
   not_found: "Expired:", internal: "Something went wrong:", offline: "Offline:",
@@ -44,6 +48,9 @@ export function explorer({ Alpine, client, doc = null }) {
     variantLabel: "", sourceLabel: "", dragging: false, downloading: false,
     view: VIEWS[0].id,
     views: VIEWS.map(({ id, label }) => ({ id, label })),
+    groups: navGroups(VIEWS), // the tabs in their groups (core/nav.js)
+    // the header's model picker (core/models.js); a switch drops the old model's traces
+    ...modelPicker({ client, forget: () => { store.clear(); P.sub = null; } }),
 
     init() {
       const el = (id) => document.getElementById(id);
@@ -53,7 +60,10 @@ export function explorer({ Alpine, client, doc = null }) {
         (l) => this.scrub(l));
       P.views = new ViewHost(el("view-panels"), VIEWS, this.context());
       P.views.select(this.view);
+      bindNavKeys(el("nav"));
       this.$watch("view", (id) => P.views.select(id));
+      P.work = isLearn(this.view) ? null : this.view;
+      this.$watch("view", (id) => { if (!isLearn(id)) P.work = id; }); // the chat's context
       client.addEventListener("state", (e) => {
         this.conn = e.detail;
         if (e.detail === "open") {
@@ -62,7 +72,9 @@ export function explorer({ Alpine, client, doc = null }) {
         }
       });
       client.addEventListener("error", (e) => this.showError(e.detail));
+      if (!offline) this.initModels();
       client.connect();
+      if (!offline) initTooltips({ glossary, openTerm: (id) => this.openLearn("glossary", id) });
       if (doc) {
         this.model = doc.model;
         this.open(traceFromDocument(doc, "embedded"));
@@ -85,17 +97,28 @@ export function explorer({ Alpine, client, doc = null }) {
         select: (positions) => app.select(positions),
         query: (msg) => store.answer(msg, (m) => client.ask(m)),
         run: (request) => {
-          app.stream(request);
+          const done = app.stream(request);
           document.querySelector(".scrub-card").scrollIntoView({ behavior: "smooth" });
+          return done; // resolves with the finished trace, rejects with the error frame
         },
         error: (err) => app.showError(err),
+        get view() { return app.view; }, // the open view's id
+        get workView() { return P.work ?? null; }, // the last open view outside Learn
+        get running() { return app.running; },
+        // put a finished trace of the store back on screen (e.g. a clean run and its variant)
+        show: (trace) => app.showStored(trace),
+        back: () => app.back(),
       };
     },
+
+    /** One tab stop per group of tabs: the open view's tab, or the group's first. */
+    tabIndex(group, v) { return tabIndex(group, v.id, this.view); },
 
     get modelLine() {
       const m = this.model;
       if (!m) return "";
-      return `${m.name} · ${m.n_blocks} blocks · ${m.n_heads} heads` +
+      const name = this.models.length && !offline ? "" : `${m.name} · `; // the picker names it
+      return `${name}${m.n_blocks} blocks · ${m.n_heads} heads` +
         (m.family ? ` · ${m.family}` : "");
     },
     get connLabel() {
@@ -107,7 +130,27 @@ export function explorer({ Alpine, client, doc = null }) {
       return this.offline ? "No server: everything on this page comes from the saved trace"
         : `WebSocket: ${this.conn}`;
     },
-    get canRun() { return this.conn === "open" && !this.running && this.prompt.trim().length > 0; },
+    /** The glossary id of view `id` (its tab's and description's tooltip). */
+    termOf(id) { return VIEWS.find((x) => x.id === id)?.term ?? null; },
+
+    /** Whether the open view belongs to the Learn group (shown with or without a trace). */
+    get learnOpen() { return isLearn(this.view); },
+
+    /** Open Learn view `id` (glossary, docs, chat, tours), at `arg` (a term or a doc slug). */
+    openLearn(id, arg = null) {
+      const v = VIEWS.find((x) => x.id === id);
+      if (!v) return;
+      if (arg != null) v.focus?.(arg);
+      this.view = id;
+      this.$nextTick(() => document.querySelector(".views-card")?.scrollIntoView({ block: "start" }));
+    },
+
+    get canRun() {
+      return this.conn === "open" && !this.running && !this.switching &&
+        this.prompt.trim().length > 0;
+    },
+    /** Whether the model picker may switch now (connected, nothing running or loading). */
+    get canSwitch() { return this.conn === "open" && !this.running && !this.switching; },
     get layerName() {
       if (!this.hasTrace) return "";
       return this.sublayer && P.sub ? P.sub.layerNames[this.layer] : `h_${this.layer}`;
@@ -138,18 +181,31 @@ export function explorer({ Alpine, client, doc = null }) {
         top_k: this.topK ? this.topK | 0 : null, lens_top_k: 5 });
     },
 
-    /** Stream a trace request onto the scrubber. */
+    /** Stream a trace request onto the scrubber; a promise of the finished trace (it rejects
+     * with the error frame; nobody needs to await it). */
     stream(request) {
-      if (this.running) return;
+      let settle;
+      const done = new Promise((resolve, reject) => { settle = { resolve, reject }; });
+      done.catch(() => {}); // a caller that does not wait is not an unhandled rejection
+      if (this.running) {
+        settle.reject({ code: "busy", message: "a run is already in progress" });
+        return done;
+      }
       this.running = true;
       this.error = "";
       this.progressLabel = "Sending…";
       let tr = null;
       client.request(request, (f) => {
         if (f.type === "start") tr = this.onStart(f, request);
-        else if (f.type === "error") this.onFailed(f, tr);
-        else this.onFrame(f, tr);
+        else if (f.type === "error") {
+          this.onFailed(f, tr);
+          settle.reject(f);
+        } else {
+          this.onFrame(f, tr);
+          if (f.type === "done") settle.resolve(tr);
+        }
       });
+      return done;
     },
 
     onStart(f, request) {
@@ -210,6 +266,13 @@ export function explorer({ Alpine, client, doc = null }) {
       this.sourceLabel = sourceLine(tr, this.offline);
       this.setLayer(layer);
       this.$nextTick(() => P.views.trace(tr));
+    },
+
+    /** Put a finished trace the store holds on screen (a plain run or a variant of it). */
+    showStored(tr) {
+      if (this.running || !tr?.complete || tr === store.current) return;
+      store.begin(tr);
+      this.showTrace(tr, Math.min(this.layer, tr.last));
     },
 
     back() {
@@ -367,6 +430,9 @@ export function explorer({ Alpine, client, doc = null }) {
     },
   };
 }
+
+/** Whether view `id` is in the Learn group (views that need no trace). */
+const isLearn = (id) => VIEWS.find((v) => v.id === id)?.group === "learn";
 
 /** The selection after clicking `pos` (`add`: shift-click toggles it in the selection). */
 function toggle(selected, pos, add) {

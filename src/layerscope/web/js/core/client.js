@@ -61,6 +61,7 @@ export class Client extends EventTarget {
   #onFrame(frame) {
     if (frame.vocab) for (const k in frame.vocab) this.vocab.set(+k, frame.vocab[k]);
     if (frame.type === "hello") return this.#onHello(frame);
+    if (frame.type === "model") this.#onModel(frame); // a switch: this page's or another's
     const p = this.pending.get(frame.req);
     if (!p) {
       if (frame.type === "error") this.dispatchEvent(new CustomEvent("error", { detail: frame }));
@@ -80,6 +81,12 @@ export class Client extends EventTarget {
     this.hello = frame;
     try { sessionStorage.setItem("layerscope-session", frame.session); } catch { /* private */ }
     this.#state("open");
+  }
+
+  /** The server now serves another model: hello's model follows, and listeners hear of it. */
+  #onModel(frame) {
+    if (this.hello) this.hello = { ...this.hello, model: frame.model };
+    this.dispatchEvent(new CustomEvent("model", { detail: frame }));
   }
 
   #fail(req, code, message) {

@@ -21,17 +21,49 @@ export function describeRun(interventions, ids, text) {
 }
 
 function describe(iv, ids, text) {
+  if (iv.kind === "ablate" && iv.point == null) return describeComponents(iv);
+  if (iv.kind === "steer" && iv.layer != null) return describeSteer(iv, `layer ${iv.layer}`);
   const l = lensLayer(iv);
   let where = l === null ? `${iv.point} of block ${iv.block}` : `layer ${l}`;
   if (iv.heads) where += ` (heads ${iv.heads.join(", ")})`;
   const one = iv.positions?.length === 1 ? iv.positions[0] : null;
   const tok = (list) => tokenLabel(text(list[one]), 16);
-  where += iv.positions === null ? " at every position"
+  if (iv.kind === "steer") return describeSteer(iv, where);
+  where += iv.positions == null ? " at every position"
     : ` at position${one === null ? "s" : ""} ${iv.positions.join(", ")}`;
   if (iv.kind === "patch") {
     const swap = one === null ? "" : ` (${tok(iv.source_ids)} in place of ${tok(ids)})`;
     return `Patched run: ${where} copied from the clean prompt${swap}.`;
   }
-  if (iv.kind === "ablate") return `Ablated run: ${where} set to ${iv.mode}.`;
-  return `Steered run: ${where} pushed along a vector (scale ${iv.scale}).`;
+  return `Ablated run: ${where} set to ${ablationMode(iv)}.`;
+}
+
+function ablationMode(iv) {
+  if (iv.mode !== "mean") return "zero";
+  return iv.reference_ids ? "its mean over a reference text" : "its mean over the prompt";
+}
+
+// The component form: heads as [block, head] pairs, whole attention layers, MLPs, blocks.
+function describeComponents(iv) {
+  const parts = [];
+  if (iv.heads?.length) parts.push(`head${iv.heads.length > 1 ? "s" : ""} `
+    + iv.heads.map(([b, h]) => `${b}.${h}`).join(", "));
+  const list = (name, xs) => xs?.length && parts.push(`${name} of block${xs.length > 1 ? "s" : ""} `
+    + xs.join(", "));
+  list("attention", iv.attn);
+  list("MLP", iv.mlps);
+  if (iv.layers?.length) parts.push(`block${iv.layers.length > 1 ? "s" : ""} ${iv.layers.join(", ")}`
+    + " (whole)");
+  const at = iv.positions == null ? "" : ` at position${iv.positions.length > 1 ? "s" : ""} `
+    + iv.positions.join(", ");
+  const how = iv.mode === "mean" ? `replaced by ${ablationMode(iv)}` : "switched off (zero)";
+  return `Ablated run: ${parts.join("; ")}${at} ${how}.`;
+}
+
+function describeSteer(iv, where) {
+  const how = { aligned: "added aligned with the start of the prompt",
+    generated: "added from the prompt's last token on", all: "added at every position" };
+  const at = iv.positions == null ? (how[iv.where] ?? how.all)
+    : `added at position${iv.positions.length > 1 ? "s" : ""} ${iv.positions.join(", ")}`;
+  return `Steered run: ${where} pushed along a steering vector (strength ${iv.strength}), ${at}.`;
 }

@@ -28,6 +28,13 @@ export class TraceStore {
     if (this.current === trace) this.current = this.reference;
   }
 
+  /** Forget every trace (the server switched models and dropped them). */
+  clear() {
+    this.byId.clear();
+    this.current = null;
+    this.reference = null;
+  }
+
   /** Put the reference trace back on screen. */
   back() { this.current = this.reference; }
 

@@ -2,6 +2,9 @@
 // object with:
 //   id, label         tab id and name
 //   description       one plain line for a student: what this view shows
+//   term              the glossary id of what it shows: its tab's and description's tooltip
+//                     (`data-term`, core/tooltips.js; the coverage test requires one)
+//   group (optional)  its navigation group (core/nav.js); "learn" views open without a trace
 //   markup            HTML for its tab panel (injected by main.js under the description)
 //   mount(root, ctx)  once, after the markup is in the page
 //   onTrace(trace, ctx)       the trace on screen changed or finished streaming (trace.complete)
@@ -16,7 +19,8 @@
 // Only the open view hears events; when a view opens it gets onTrace with the trace on screen, so
 // it must draw everything from (trace, ctx.layer, ctx.selected). `ctx` is the page's context:
 // client, store, trace, layer, selected, text(id), setLayer(l), select(positions), query(msg),
-// run(request), error(err) — see main.js.
+// run(request), show(trace) (a finished trace of the store back on screen), back() (the plain
+// run), error(err) — see app.js.
 
 export class View {
   mount(root) {

@@ -26,6 +26,7 @@ export class ViewHost {
       const desc = document.createElement("p");
       desc.className = "view-desc";
       desc.textContent = v.description;
+      if (v.term) desc.dataset.term = v.term; // its glossary tooltip (core/tooltips.js)
       const note = document.createElement("div");
       note.className = "needs-note";
       note.hidden = true;

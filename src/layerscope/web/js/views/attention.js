@@ -18,21 +18,23 @@ const statLabel = (name) => STAT_LABELS[name] ?? name.replace(/_/g, " ");
 class AttentionView extends View {
   id = "attention";
   label = "Attention";
+  group = "inside";
+  term = "attention-pattern";
   description = "Where one attention head looks: each row is a token reading, each column a token " +
     "it can read from (earlier ones only), darker is more attention.";
   markup = `
     <div class="view-bar attn-bar">
-      <label>Block <input type="number" min="0" value="0" class="num" id="attn-block"></label>
-      <label>Head <input type="number" min="0" value="0" class="num" id="attn-head"></label>
-      <label>From token <input type="number" min="0" value="0" class="num" id="attn-start"></label>
-      <label>Window <select id="attn-window">${WINDOWS.map((w) => `<option>${w}</option>`)
+      <label data-term="block">Block <input type="number" min="0" value="0" class="num" id="attn-block"></label>
+      <label data-term="attention-head">Head <input type="number" min="0" value="0" class="num" id="attn-head"></label>
+      <label data-term="position">From token <input type="number" min="0" value="0" class="num" id="attn-start"></label>
+      <label data-term="attention-pattern">Tokens shown <select id="attn-window">${WINDOWS.map((w) => `<option>${w}</option>`)
         .join("")}</select></label>
       <span class="muted small" id="attn-range"></span>
     </div>
     <div class="placeholder" hidden></div>
     <div id="attn-pattern" class="plot"></div>
     <div class="view-bar attn-bar">
-      <label>Grid: colour heads by <select id="attn-stat"></select></label>
+      <label data-term="head-roles">Grid: colour heads by <select id="attn-stat"></select></label>
       <span class="muted small">Every head of every block on this prompt; click a cell to open that
         head above.</span>
     </div>

@@ -23,17 +23,19 @@ function parseList(text, n) {
 class BertvizView extends View {
   id = "bertviz";
   label = "bertviz";
+  group = "inside";
+  term = "bertviz";
   description = "bertviz's classic pictures of attention: lines from each token to the tokens it " +
     "looks at, for one layer's heads (head view) or for every head at once (model view).";
   markup = `
     <form class="view-bar bv-form">
-      <label>View <select id="bv-view"><option value="head">head view</option>
+      <label data-term="bertviz">Picture <select id="bv-view"><option value="head">head view</option>
         <option value="model">model view</option></select></label>
-      <label>Blocks <input id="bv-layers" value="all" size="8" title="e.g. 0-3,7 or all"></label>
-      <label>Heads <input id="bv-heads" value="all" size="6" title="e.g. 0,2 or all"></label>
-      <label>Tokens <input type="number" min="0" value="0" class="num" id="bv-start"> to
+      <label data-term="block">Blocks <input id="bv-layers" value="all" size="8" title="e.g. 0-3,7 or all"></label>
+      <label data-term="attention-head">Heads <input id="bv-heads" value="all" size="6" title="e.g. 0,2 or all"></label>
+      <label data-term="position">Tokens <input type="number" min="0" value="0" class="num" id="bv-start"> to
         <input type="number" min="1" value="1" class="num" id="bv-end"></label>
-      <button type="submit" class="primary" id="bv-show">Show</button>
+      <button type="submit" class="primary" id="bv-show" data-term="bertviz">Show</button>
     </form>
     <p class="muted small" id="bv-note"></p>
     <div class="placeholder" hidden></div>

@@ -15,14 +15,16 @@ const signed = (v, d = 3) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(d)}`;
 class ComponentsView extends View {
   id = "components";
   label = "Components";
+  group = "inside";
+  term = "block";
   description = "Inside one block: where each attention head looks from the selected token and " +
     "what it adds, or which MLP neurons fire and which words they push up or down.";
   markup = `
     <div class="view-bar comp-bar">
-      <label>Part <select id="comp-kind"><option value="attn">Attention</option>
+      <label data-term="mlp">Part of the block <select id="comp-kind"><option value="attn">Attention</option>
         <option value="mlp">MLP</option></select></label>
-      <label>Block <select id="comp-block"></select></label>
-      <span class="muted">For the selected token. "push" is the direct effect on the logit of
+      <label data-term="block">Block <select id="comp-block"></select></label>
+      <span class="muted">For the selected token. "<span data-term="direct-logit-attribution">push</span>" is the direct effect on the logit of
         the model's final answer there.</span>
     </div>
     <div class="placeholder" hidden></div>

@@ -15,13 +15,19 @@ const signed = (v, d = 2) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(d)}`;
 class DataFlowView extends View {
   id = "dataflow";
   label = "Data flow";
+  group = "inside";
+  term = "data-flow";
   description = "The selected token's trip through the model: what each attention and MLP " +
     "sub-layer adds to its hidden state, and what the model would answer after each one.";
   markup = `
     <div class="view-bar">
-      <span class="muted">Embedding → every block's attention, then its MLP → final norm →
-        unembedding. ‖Δ‖: size of what a sub-layer adds; cos: how it lines up with the stream;
-        push: its direct effect on the answer's logit. Click a stage to open that component.</span>
+      <span class="muted"><span data-term="embedding">Embedding</span> → every block's
+        <span data-term="attention">attention</span>, then its <span data-term="mlp">MLP</span> →
+        <span data-term="final-norm">final norm</span> → <span data-term="unembedding">unembedding</span>.
+        <span data-term="residual-stream">‖Δ‖</span>: size of what a sub-layer adds;
+        <span data-term="cosine-similarity">cos</span>: how it lines up with the stream;
+        <span data-term="direct-logit-attribution">push</span>: its direct effect on the answer's
+        <span data-term="logit">logit</span>. Click a stage to open that component.</span>
     </div>
     <div class="placeholder" hidden></div>
     <div id="flow-plot" class="plot"></div>

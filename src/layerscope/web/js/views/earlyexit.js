@@ -9,15 +9,17 @@ const MAX_TOKENS = 64;
 class EarlyExitView extends View {
   id = "early";
   label = "Early exit";
+  group = "experiments";
+  term = "early-exit";
   description = "What the model would write if it stopped after its first k blocks (layer k) and " +
     "answered from there, next to what the whole model writes.";
   markup = `
     <form class="early-form">
-      <label>Exit at layer <input type="number" min="0" value="20" class="num" id="early-layer">
+      <label data-term="early-exit">Stop after layer <input type="number" min="0" value="20" class="num" id="early-layer">
       </label>
-      <label>Tokens <input type="number" min="1" max="${MAX_TOKENS}" value="16" class="num"
+      <label data-term="greedy-decoding">Tokens to write <input type="number" min="1" max="${MAX_TOKENS}" value="16" class="num"
         id="early-tokens"></label>
-      <button type="submit" class="primary" id="early-run">Generate</button>
+      <button type="submit" class="primary" id="early-run" data-term="early-exit">Generate</button>
       <span class="muted small">Greedy decoding of the trace's prompt; each next token is read from
         layer k through the lens.</span>
     </form>

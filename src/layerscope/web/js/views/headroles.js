@@ -21,11 +21,13 @@ const heads = (list, max = 12) => list.length ? list.slice(0, max).map(([b, h]) 
 class HeadRolesView extends View {
   id = "roles";
   label = "Head roles";
+  group = "inside";
+  term = "head-roles";
   description = "What job each attention head seems to do on this prompt — copy the previous " +
     "token, find repeats, continue a pattern (induction) — scored from where it looks.";
   markup = `
     <div class="view-bar">
-      <label>Score <select id="roles-stat"></select></label>
+      <label data-term="head-roles">Colour by role score <select id="roles-stat"></select></label>
       <span class="muted small">Share of a head's attention on the role's cells (TransformerLens
         <code>detect_head</code>, "mul"); entropy in nats (high = spread out). Click a head to open
         its pattern.</span>
@@ -34,10 +36,10 @@ class HeadRolesView extends View {
     <div id="roles-grid" class="plot"></div>
     <div id="roles-list" class="roles-list"></div>
     <form class="early-form probe-form">
-      <button type="submit" class="primary" id="probe-run">Run the induction probe</button>
-      <label>Random tokens <input type="number" min="4" max="256" value="50" class="num"
+      <button type="submit" class="primary" id="probe-run" data-term="induction-probe">Run the induction probe</button>
+      <label data-term="induction-probe">Random tokens <input type="number" min="4" max="256" value="50" class="num"
         id="probe-n"></label>
-      <label>Seed <input type="number" value="0" class="num" id="probe-seed"></label>
+      <label data-term="seed">Seed <input type="number" value="0" class="num" id="probe-seed"></label>
       <span class="muted small">Seeded random tokens, then the same tokens again: an induction head
         predicts the repeat by looking one token past the earlier copy.</span>
     </form>

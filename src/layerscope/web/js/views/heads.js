@@ -11,11 +11,13 @@ const DIVERGING = [[0, "#c43c39"], [0.5, "#f7f7f7"], [1, "#2b59c3"]];
 class HeadsView extends View {
   id = "heads";
   label = "Per-head lens";
+  group = "lens";
+  term = "per-head-lens";
   description = "How much each attention head, on its own, pushes the model toward its final " +
     "answer at the selected token: blue pushes toward it, red pushes away.";
   markup = `
     <div class="view-bar">
-      <span class="muted">Each head's output through W<sub>O</sub> and the final norm's scale,
+      <span class="muted" data-term="direct-logit-attribution">Each head's output through W<sub>O</sub> and the final norm's scale,
         dotted with the answer's unembedding (in logits). Hover a cell for the tokens that head
         pushes up most.</span>
     </div>

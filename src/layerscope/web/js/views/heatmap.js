@@ -36,12 +36,14 @@ function fmt(stat, v) {
 class HeatmapView extends View {
   id = "heatmap";
   label = "Heatmap";
+  group = "lens";
+  term = "heatmap";
   description = "Every layer's guess at every token: rows are layers (input at the bottom), " +
     "columns are tokens, colour is how sure that layer already is of the final answer.";
   markup = `
     <div class="view-bar">
-      <label>Colour by <select id="metric"></select></label>
-      <span class="muted">Cells show each layer's top prediction; click one to jump there.</span>
+      <label data-term="heatmap">Colour cells by <select id="metric"></select></label>
+      <span class="muted" data-term="top-prediction">Cells show each layer's top prediction; click one to jump there.</span>
     </div>
     <div class="placeholder" hidden></div>
     <div class="plot-wrap">

@@ -1,25 +1,25 @@
 // Patching: how much of the clean answer comes back when one (layer, position) of the corrupted
 // run is copied from the clean run; a click opens that patched run in the scrubber.
 
-import { escapeHTML, pct, tokenLabel } from "../core/format.js";
+import { pct, tokenLabel } from "../core/format.js";
 import { sweepCellPatch } from "../core/interventions.js";
-import { drawGrid, onCellClick, positionLabels } from "../core/plot.js";
+import { drawRestored, positionAxis, summaryHTML } from "../core/patching.js";
 import { View } from "../core/view.js";
-
-const SCALE = [[0, "#f7f7fb"], [0.5, "#9e9ac8"], [1, "#3f007d"]];
 
 class PatchingView extends View {
   id = "patching";
   label = "Patching";
+  group = "experiments";
+  term = "activation-patching";
   description = "Run the corrupted prompt with one layer's hidden state at one token copied from " +
     "the clean prompt: the colour shows how much of the clean answer comes back.";
   markup = `
     <form class="patch-form">
-      <label>Clean prompt <input id="patch-clean" type="text"
+      <label data-term="clean-corrupted">Clean prompt <input id="patch-clean" type="text"
         value="When Mary and John went to the store, John gave a drink to"></label>
-      <label>Corrupted prompt <input id="patch-corrupted" type="text"
+      <label data-term="clean-corrupted">Corrupted prompt <input id="patch-corrupted" type="text"
         value="When Mary and John went to the store, Mary gave a drink to"></label>
-      <button type="submit" class="primary" id="patch-run">Run patching</button>
+      <button type="submit" class="primary" id="patch-run" data-term="activation-patching">Run patching</button>
     </form>
     <p class="muted small">Both prompts must have the same number of tokens (differing ones are
       marked * below). Each cell is one re-run of the corrupted prompt. Click a cell to open that
@@ -48,23 +48,17 @@ class PatchingView extends View {
   #draw(f, ctx) {
     const text = ctx.text, tok = (id) => tokenLabel(text(id));
     const summary = this.$(".patch-summary");
-    summary.innerHTML = `Answer <code>${escapeHTML(tokenLabel(text(f.answer_id), 24))}</code>: ` +
-      `${pct(f.p_clean)} on the clean prompt, ${pct(f.p_corrupted)} on the corrupted one. ` +
-      "Colour = share of that gap restored.";
+    summary.innerHTML = summaryHTML(f, text);
     summary.hidden = false;
     const hover = f.restored.map((row, l) => row.map((r, t) =>
       `<b>layer ${l}</b> · position ${t}<br>clean ${tok(f.clean[t])} → corrupted ` +
       `${tok(f.corrupted[t])}<br>p(answer) = ${pct(f.prob[l][t])}` +
       `<br>restored ${(r * 100).toFixed(0)}%<br><i>click to open this run</i>`));
-    const x = positionLabels(f.corrupted, text, 10)
-      .map((s, t) => (f.corrupted[t] !== f.clean[t] ? `${s}*` : s)); // * marks differing tokens
-    const el = this.$("#patch");
-    drawGrid(el, {
-      z: f.restored, hover, x, rowTitle: "layer", colorscale: SCALE, zmin: 0, zmax: 1,
-      colorbar: { title: "restored", tickformat: ".0%" }, rowHeight: 15,
+    drawRestored(this.$("#patch"), {
+      z: f.restored, hover, x: positionAxis(f, text), rowTitle: "layer",
+      open: (layer, pos) => ctx.run({ type: "trace", ids: f.corrupted, lens_top_k: 5,
+        interventions: [sweepCellPatch(f, layer, pos)] }),
     });
-    onCellClick(el, (layer, pos) => ctx.run({ type: "trace", ids: f.corrupted, lens_top_k: 5,
-      interventions: [sweepCellPatch(f, layer, pos)] }));
   }
 }
 

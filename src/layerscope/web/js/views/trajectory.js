@@ -12,12 +12,14 @@ const MAX_POSITIONS = 8;
 class TrajectoryView extends View {
   id = "trajectory";
   label = "Residual trajectory";
+  group = "lens";
+  term = "pca-trajectory";
   description = "The path each selected token's hidden state takes from the first layer to the " +
     "last, flattened onto the two directions in which it varies most (PCA).";
   markup = `
     <div class="view-bar">
       <span class="muted">Shift-click tokens to add them (up to ${MAX_POSITIONS}). The vectors are
-        taken after the final norm; the big markers follow the scrubber.</span>
+        taken after the <span data-term="final-norm">final norm</span>; the big markers follow the scrubber.</span>
     </div>
     <div class="placeholder" hidden></div>
     <div id="trajectory" class="plot"></div>`;
