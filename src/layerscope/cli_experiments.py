@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from layerscope.engine.interventions import Ablate
 from layerscope.errors import InputError
 
 DEFAULT_STEER_STRENGTH = 8.0
@@ -119,6 +118,8 @@ def build(model: Any, args: argparse.Namespace) -> tuple[list, dict[str, Any]]:
                 raise InputError("the --ablate-reference text is empty")
             ablate["reference_ids"] = model.tokenizer.encode(args.ablate_reference)
         try:
+            from layerscope.engine.interventions import Ablate  # torch: only when used
+
             interventions.append(Ablate(mode=args.ablate_mode, **ablate))
         except ValidationError as exc:
             raise _validation(exc) from None

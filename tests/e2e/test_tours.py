@@ -61,7 +61,6 @@ def click_plot_cell(pg, plot: str, row: int, col: int) -> None:
         }""",
         [plot, row, col],
     )
-    print("DEBUG", pg.evaluate(f"(() => {{ const e = document.elementFromPoint({x}, {y}); return e.tagName + '.' + e.getAttribute('class') + ' ' + getComputedStyle(e).pointerEvents + ' ' + document.querySelector('.nsewdrag')?.getAttribute('class') + ' ' + getComputedStyle(document.querySelector('.nsewdrag')).pointerEvents + ' ' + document.querySelector('#patch').className + ' ' + document.documentElement.className + document.body.className; }})()"))
     pg.mouse.click(x, y)
 
 
@@ -177,7 +176,9 @@ def _patching(pg) -> list[Step]:
 def _steering(pg) -> list[Step]:
     def texts(pg):
         assert pg.inner_text("#steer-plain").startswith("I hate you because you're a woman.")
-        assert pg.inner_text("#steer-steered").startswith("I hate you because you're a hero.")
+        assert pg.inner_text("#steer-steered").startswith(
+            "I hate you because you are a hero.\n\nI'm so glad you're here."
+        )
 
     return [
         lambda pg: pg.click("#run"),

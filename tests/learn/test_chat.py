@@ -92,6 +92,7 @@ def test_a_grounded_model_answer_is_streamed_as_is(small_index):
         (["head " * 40], "repeated"),
         (["An induction head copies the token after an earlier copy. " * 3], "repeated"),
         (["An induction head copies [7]."], "does not exist"),
+        (["An induction head finds an earlier copy of the current token."], "cited none"),
         ([""], "empty"),
     ],
 )

@@ -193,7 +193,8 @@ def grounded(text: str, hits: Sequence[Hit], question: str) -> str:
 
     The check: at least three words; at least half of its content words occur in the sources
     or the question; at most a quarter of its 4-grams of content words are repeats (small
-    models loop); every [n] it cites exists.
+    models loop); it cites at least one source, and every [n] it cites exists. An answer
+    that cites nothing cannot be checked against the knowledge base, so it is not shown as one.
     """
     words = terms(text)
     if len(text.split()) < 3:
@@ -209,6 +210,8 @@ def grounded(text: str, hits: Sequence[Hit], question: str) -> str:
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
     if any(n < 1 or n > len(hits) for n in cited):
         return "the generated answer cited a source that does not exist"
+    if not cited:
+        return "the generated answer cited none of the sources"
     return ""
 
 

@@ -11,8 +11,8 @@ import { View } from "../core/view.js";
 const ROLES = { induction: "induction heads", previous_token: "previous-token heads",
   duplicate_token: "duplicate-token heads", first_token: "first-token heads" };
 const DIFF = [[0, "#b2182b"], [0.5, "#f7f7f7"], [1, "#2166ac"]];
-const KINDS = [["attn", "attn", "attention-layer", "the whole attention layer"],
-  ["mlps", "MLP", "mlp", "the MLP"], ["layers", "block", "transformer-block", "the whole block"]];
+const KINDS = [["attn", "attn", "attention-output", "the whole attention layer"],
+  ["mlps", "MLP", "mlp", "the MLP"], ["layers", "block", "block", "the whole block"]];
 const key = (b, h) => `${b}.${h}`;
 const signed = (x, digits = 3) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(digits)}`;
 const num = (x, digits) => x.toFixed(digits).replace("-", "−");
@@ -21,6 +21,7 @@ class AblationView extends View {
   id = "ablation";
   label = "Ablation";
   group = "experiments";
+  term = "ablation";
   description = "Turn off heads or layers (ablation) and see how the model's answer changes: " +
     "pick heads, attention layers, MLPs or whole blocks, then run.";
   markup = `
@@ -29,7 +30,8 @@ class AblationView extends View {
         <div class="abl-pick" id="abl-pick-text">Click heads to turn them off (<span
           data-term="attention-head">attention heads</span>, block × head), or a block's
           <b>attn</b>, <b>MLP</b> or <b>block</b> row. A block number selects all its heads.
-          Suggestion: head <button type="button" class="link" id="abl-suggest">23.4</button>.</div>
+          Suggestion: head <button type="button" class="link" id="abl-suggest"
+          data-term="attention-head">23.4</button>.</div>
       </div>
       <div class="abl-grid-wrap"><div id="abl-grid" class="abl-grid" role="grid"
         aria-label="Heads, attention layers, MLPs and blocks to turn off"></div></div>
@@ -37,13 +39,13 @@ class AblationView extends View {
         <label data-term="head-roles">Select by role
           <select id="abl-role">${Object.entries(ROLES).map(([k, v]) =>
             `<option value="${k}">${v}</option>`).join("")}</select></label>
-        <label>score ≥ <input id="abl-thr" type="number" class="num" min="0" max="1" step="0.05"
+        <label data-term="head-roles">score ≥ <input id="abl-thr" type="number" class="num" min="0" max="1" step="0.05"
           value="0.4"></label>
-        <button type="button" id="abl-role-add">Select them</button>
+        <button type="button" id="abl-role-add" data-term="head-roles">Select them</button>
         <span class="muted small" id="abl-role-note"></span>
       </div>
       <div class="abl-controls">
-        <label><span data-term="ablation">Replace with</span>
+        <label data-term="zero-ablation">Replace with
           <select id="abl-mode">
             <option value="zero">zero (zero ablation)</option>
             <option value="mean">the mean (mean ablation)</option>
@@ -51,16 +53,16 @@ class AblationView extends View {
         <span id="abl-mean" hidden>
           <label data-term="mean-ablation"><input type="radio" name="abl-mean" value="prompt"
             checked> over this prompt's positions</label>
-          <label><input type="radio" name="abl-mean" value="text"> over a reference text
+          <label data-term="mean-ablation"><input type="radio" name="abl-mean" value="text"> over a reference text
             <input id="abl-ref" type="text" value="The weather today is mild and calm"></label>
         </span>
       </div>
       <div class="abl-controls">
-        <label data-term="probability">Watch the probability of
+        <label data-term="target-token">Watch the probability of
           <input id="abl-target" type="text" placeholder="(the clean answer)"
             title="One token, e.g. ' Paris' (with its leading space); empty: the clean run's top prediction"></label>
-        <button type="submit" class="primary" id="abl-run">Run ablation</button>
-        <button type="button" id="abl-reset" title="Clear the selection and show the clean run">
+        <button type="submit" class="primary" id="abl-run" data-term="ablation">Run ablation</button>
+        <button type="button" id="abl-reset" data-term="ablation" title="Clear the selection and show the clean run">
           Reset</button>
         <span class="muted small" id="abl-summary"></span>
       </div>
@@ -70,8 +72,10 @@ class AblationView extends View {
       <table class="abl-effect" id="abl-effect"></table>
       <div class="abl-scrub view-bar">
         <span class="muted">On the scrubber:</span>
-        <button type="button" id="abl-show-clean" aria-pressed="false">Clean run</button>
-        <button type="button" id="abl-show-ablated" aria-pressed="true">Ablated run</button>
+        <button type="button" id="abl-show-clean" aria-pressed="false"
+          data-term="clean-corrupted">Clean run</button>
+        <button type="button" id="abl-show-ablated" aria-pressed="true"
+          data-term="ablation">Ablated run</button>
         <span class="muted small">The ablated run reads the same prompt and generates on its own.
         </span>
       </div>
@@ -88,6 +92,7 @@ class AblationView extends View {
 
   python(trace) {
     const iv = this.#ablate();
+    if (!this.#summary()) iv.heads = [[23, 4]]; // nothing chosen yet: the suggested head
     const args = [];
     if (iv.heads.length) args.push(`heads=${JSON.stringify(iv.heads).replace(/\[(\d+),(\d+)\]/g, "($1, $2)")}`);
     for (const k of ["attn", "mlps", "layers"]) if (iv[k].length) args.push(`${k}=[${iv[k].join(", ")}]`);
@@ -136,21 +141,23 @@ class AblationView extends View {
   // ------------------------------------------------------------------ selection
   #buildGrid() {
     const { nBlocks: B, nHeads: H } = this;
-    const cell = (attrs, label, title, cls) => `<button type="button" class="${cls}" ${attrs}` +
+    const cell = (attrs, label, title, cls, term) => `<button type="button" class="${cls}" ${attrs}` +
+      ` data-term="${term}"` +
       ` tabindex="-1" title="${title}" aria-label="${title}">${label}</button>`;
     const rows = [];
     rows.push('<div class="abl-row abl-cols"><span class="abl-lbl">block</span>' +
       [...Array(B).keys()].map((b) => cell(`data-b="${b}" data-all="1"`, b,
-        `block ${b}: all its heads`, "abl-col")).join("") + "</div>");
+        `block ${b}: all its heads`, "abl-col", "block")).join("") + "</div>");
     for (let h = 0; h < H; h++) {
       rows.push(`<div class="abl-row"><span class="abl-lbl">head ${h}</span>` +
         [...Array(B).keys()].map((b) => cell(`data-b="${b}" data-h="${h}"`, "",
-          `head ${b}.${h} (block ${b}, head ${h})`, "abl-cell")).join("") + "</div>");
+          `head ${b}.${h} (block ${b}, head ${h})`, "abl-cell", "attention-head")).join("") +
+        "</div>");
     }
     for (const [kind, short, term, words] of KINDS) {
       rows.push(`<div class="abl-row abl-part"><span class="abl-lbl" data-term="${term}">` +
         `${short}</span>` + [...Array(B).keys()].map((b) => cell(`data-b="${b}" data-k="${kind}"`,
-          "", `${words} of block ${b}`, "abl-cell")).join("") + "</div>");
+          "", `${words} of block ${b}`, "abl-cell", term)).join("") + "</div>");
     }
     const grid = this.$("#abl-grid");
     grid.innerHTML = rows.join("");

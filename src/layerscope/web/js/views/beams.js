@@ -15,20 +15,21 @@ class BeamsView extends View {
   id = "beams";
   label = "Beams & branches";
   group = "experiments";
+  term = "beam-search";
   description = "Follow several continuations at once (beam search), or pick any token, swap in " +
     "another candidate and let the model write on from there (branching).";
   markup = `
     <form class="beam-form">
-      <label class="beam-prompt">Prompt <input id="beam-prompt" type="text"></label>
+      <label class="beam-prompt" data-term="token">Prompt <input id="beam-prompt" type="text"></label>
       <label data-term="beam-search">Beams <input id="beam-width" type="number" class="num"
         min="1" max="16" value="4"></label>
-      <label>New tokens <input id="beam-length" type="number" class="num" min="1" max="64"
+      <label data-term="beam-search">New tokens <input id="beam-length" type="number" class="num" min="1" max="64"
         value="12"></label>
       <label data-term="length-penalty">Length penalty <input id="beam-penalty" type="number"
         class="num" min="0" max="4" step="0.1" value="1"></label>
       <label class="switch" data-term="end-of-sequence"><input type="checkbox" id="beam-eos"
         checked> stop at end of text</label>
-      <button type="submit" class="primary" id="beam-run">Run beam search</button>
+      <button type="submit" class="primary" id="beam-run" data-term="beam-search">Run beam search</button>
     </form>
     <p class="muted small">Each step keeps the <i>width</i> most likely continuations, ranked by
       <span data-term="log-probability">log-probability</span> ÷ length<sup>penalty</sup>. Grey
@@ -44,7 +45,7 @@ class BeamsView extends View {
       writes on from your choice. Greedy decoding; the branches stay below.</p>
     <div id="branch-text" class="branch-text" aria-label="Tokens of the trace on screen"></div>
     <div id="branch-cands" class="branch-cands"></div>
-    <div class="view-bar"><label>Tokens after the swap <input id="branch-n" type="number"
+    <div class="view-bar"><label data-term="branching">Tokens after the swap <input id="branch-n" type="number"
       class="num" min="1" max="64" value="16"></label></div>
     <ol id="branch-list" class="branch-list"></ol>`;
 
@@ -187,7 +188,8 @@ class BeamsView extends View {
       return `<tr data-beam="${i}" title="Open this beam in the scrubber"><td>${i + 1}</td>` +
         `<td class="txt">${gen}</td><td class="num">${b.logprob.toFixed(2)}</td>` +
         `<td class="num">${b.score.toFixed(3)}</td><td>${b.finished ? "ended" : ""}</td>` +
-        `<td><button type="button" class="link" data-beam="${i}">Open</button></td></tr>`;
+        `<td><button type="button" class="link" data-beam="${i}" data-term="trace">Open</button>` +
+        "</td></tr>";
     });
     this.$("#beam-list").innerHTML = "<thead><tr><th>#</th><th>continuation</th>" +
       '<th data-term="log-probability">log p</th><th title="log p ÷ length^penalty">score</th>' +
@@ -210,7 +212,8 @@ class BeamsView extends View {
 
   #drawCandidates(f, tr, t, ctx) {
     const now = tr.ids[t];
-    const btns = f.ids.map((id, i) => `<button type="button" data-id="${id}" class="cand` +
+    const btns = f.ids.map((id, i) => `<button type="button" data-id="${id}" data-term="branching"` +
+      ` class="cand` +
       `${id === now ? " now" : ""}" title="${id === now ? "the token the text has now" :
         "branch here with this token"}"><code>${tokenHTML(ctx.text(id))}</code> ` +
       `<span class="p">${pct(f.probs[i])}</span></button>`);
@@ -247,6 +250,7 @@ class BeamsView extends View {
         `${tokenHTML(text(b.token_id))}</mark><span class="post">${after}</span> ` +
         `<span class="muted small">(position ${b.position}, was <code>` +
         `${tokenHTML(text(b.was_id))}</code>)</span> <button type="button" class="link" ` +
+        'data-term="trace" ' +
         `data-open="${i}">Open in the scrubber</button></li>`;
     }).join("");
   }

@@ -13,17 +13,18 @@ class SteeringView extends View {
   id = "steering";
   label = "Steering";
   group = "experiments";
+  term = "steering-vector";
   description = "Push the model along a direction (activation steering): the difference between " +
     "two prompts' hidden states, added while the model writes.";
   markup = `
     <form class="steer-form">
-      <label class="steer-pn"><span data-term="steering-vector">Towards</span> (one prompt a line)
+      <label class="steer-pn" data-term="steering-vector"><span>Towards (one prompt a line)</span>
         <textarea id="steer-pos" rows="2">Love</textarea></label>
-      <label class="steer-pn">Away from (one prompt a line)
+      <label class="steer-pn" data-term="steering-vector"><span>Away from (one prompt a line)</span>
         <textarea id="steer-neg" rows="2">Hate</textarea></label>
       <p class="muted small steer-policy" id="steer-policy"></p>
       <div class="steer-row">
-        <label class="steer-prompt">Prompt to steer <input id="steer-prompt" type="text"
+        <label class="steer-prompt" data-term="intervention">Prompt to steer <input id="steer-prompt" type="text"
           value="I hate you because"></label>
       </div>
       <div class="steer-row">
@@ -32,15 +33,15 @@ class SteeringView extends View {
         <span class="muted small" id="steer-depth">auto: chosen by the engine</span>
         <label data-term="steering-strength">Strength <input id="steer-strength" type="number"
           class="num" step="0.5" min="-64" max="64" value="4"></label>
-        <label>New tokens <input id="steer-n" type="number" class="num" min="1" max="64"
+        <label data-term="greedy-decoding">New tokens <input id="steer-n" type="number" class="num" min="1" max="64"
           value="20"></label>
-        <label data-term="probability">Concept <input id="steer-concept" type="text"
+        <label data-term="target-token">Concept <input id="steer-concept" type="text"
           value=" love" title="One token whose probability the sweep reports (with its leading space)"></label>
       </div>
       <div class="steer-row">
-        <button type="submit" class="primary" id="steer-run">Steer</button>
-        <button type="button" id="steer-sweep">Sweep strengths −8 … +8</button>
-        <button type="button" id="steer-open"
+        <button type="submit" class="primary" id="steer-run" data-term="steering-vector">Steer</button>
+        <button type="button" id="steer-sweep" data-term="steering-strength">Sweep strengths −8 … +8</button>
+        <button type="button" id="steer-open" data-term="layer-scrubber"
           title="Run the steered prompt as a trace: watch the push through every layer">
           Open the steered run in the scrubber</button>
       </div>
@@ -153,7 +154,7 @@ class SteeringView extends View {
       `<p class="steer-text" id="${id}"><span class="p">${escapeHTML(this.$("#steer-prompt").value)}` +
       `</span>${escapeHTML(row.text)}</p>${f.concept_id === null ? "" :
         `<span class="muted small">p(<code>${escapeHTML(ctx.text(f.concept_id) ?? "")}</code>) ` +
-        `next: ${pct(row.concept_prob)}</span>`}</div>`;
+        `while writing: ${pct(row.concept_prob)} on average</span>`}</div>`;
     this.$("#steer-out").innerHTML = col("Unsteered", plain, "steer-plain") +
       col(`Steered, strength ${steered.strength}`, steered, "steer-steered");
   }
@@ -163,9 +164,11 @@ class SteeringView extends View {
     const max = Math.max(1e-9, ...f.rows.map((r) => r.concept_prob ?? 0));
     this.$("#steer-table").innerHTML = '<thead><tr><th data-term="steering-strength">strength' +
       "</th><th>what the model writes</th>" +
-      (concept ? `<th>p(<code>${concept}</code>) next</th>` : "") + "</tr></thead><tbody>" +
+      (concept ? `<th title="The concept's probability at each generated step, averaged">mean ` +
+        `p(<code>${concept}</code>)</th>` : "") + "</tr></thead><tbody>" +
       f.rows.map((r) => `<tr${r.strength === 0 ? ' class="zero"' : ""}><td class="num">` +
-        `${r.strength > 0 ? "+" : ""}${r.strength}</td><td class="txt">${escapeHTML(r.text)}</td>` +
+        `${r.strength > 0 ? "+" : ""}${r.strength}</td><td class="txt">` +
+        `${escapeHTML(r.text.trim().replace(/\n+/g, " ↵ "))}</td>` +
         (concept ? `<td class="num">${pct(r.concept_prob)}<span class="bar" style="width:` +
           `${Math.round((48 * (r.concept_prob ?? 0)) / max)}px"></span></td>` : "") + "</tr>")
         .join("") + "</tbody>";
