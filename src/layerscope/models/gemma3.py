@@ -22,8 +22,8 @@ from typing import TextIO
 import torch
 
 from layerscope.errors import InputError, MissingPackageError, ModelLoadError
-from layerscope.models.gguf import convert_gguf, is_converted
-from layerscope.models.hf import HFLensModel, load_hf_directory
+from layerscope.models.gguf import convert_gguf, is_converted, load_converted
+from layerscope.models.hf import HFLensModel
 from layerscope.paths import model_cache_dir
 
 NAME = "gemma3-270m"
@@ -125,16 +125,7 @@ def convert(progress: bool = True) -> Path:
 
 def load_gemma3(device: str | torch.device | None = None, progress: bool = True) -> HFLensModel:
     """Load Gemma 3 270M, converting it first if the cache is missing or broken."""
-    if not is_converted(cache_path()):
-        convert(progress=progress)
-    try:
-        return load_hf_directory(cache_path(), device=device, name=NAME)
-    except ModelLoadError:
-        print(
-            f"layerscope: the cached copy in {cache_path()} is damaged; rebuilding", file=sys.stderr
-        )
-        convert(progress=progress)
-        return load_hf_directory(cache_path(), device=device, name=NAME)
+    return load_converted(cache_path(), lambda: convert(progress=progress), NAME, device)
 
 
 def license_notice() -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from layerscope.errors import ModelLoadError
+from layerscope.models.hf import HFLensModel, load_hf_directory
 
 DONE_MARKER = ".layerscope-complete"
 
@@ -67,3 +69,18 @@ def convert_gguf(source: Path, target: Path, *, progress: bool = True) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def load_converted(
+    target: Path, convert: Callable[[], Path], name: str, device: str | torch.device | None
+) -> HFLensModel:
+    """Load the converted copy in ``target``, running ``convert()`` first if it is missing, and
+    once more if it turns out damaged (the cache is ours to repair)."""
+    if not is_converted(target):
+        convert()
+    try:
+        return load_hf_directory(target, device=device, name=name)
+    except ModelLoadError:
+        print(f"layerscope: the cached copy in {target} is damaged; rebuilding", file=sys.stderr)
+        convert()
+        return load_hf_directory(target, device=device, name=name)

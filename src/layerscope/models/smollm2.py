@@ -8,14 +8,13 @@ would pull in its llama.cpp dependencies, which layerscope does not use).
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import torch
 
 from layerscope.errors import MissingPackageError, ModelLoadError
-from layerscope.models.gguf import convert_gguf, is_converted
-from layerscope.models.hf import HFLensModel, load_hf_directory
+from layerscope.models.gguf import convert_gguf, is_converted, load_converted
+from layerscope.models.hf import HFLensModel
 from layerscope.paths import model_cache_dir
 
 NAME = "smollm2-135m"
@@ -54,14 +53,4 @@ def convert(progress: bool = True) -> Path:
 
 def load_smollm2(device: str | torch.device | None = None, progress: bool = True) -> HFLensModel:
     """Load the embedded default model, converting it first if the cache is missing or broken."""
-    if not is_cached():
-        convert(progress=progress)
-    try:
-        return load_hf_directory(cache_path(), device=device, name=NAME)
-    except ModelLoadError:
-        # A damaged cache is ours to repair: convert again from the packaged file.
-        print(
-            f"layerscope: the cached copy in {cache_path()} is damaged; rebuilding", file=sys.stderr
-        )
-        convert(progress=progress)
-        return load_hf_directory(cache_path(), device=device, name=NAME)
+    return load_converted(cache_path(), lambda: convert(progress=progress), NAME, device)
