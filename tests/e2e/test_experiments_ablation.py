@@ -39,7 +39,8 @@ def test_ablate_a_head(browser, live_server, real_model, width):
         # one button per head, and per block one for its attention, its MLP and the whole block
         cells = pg.locator("#abl-grid .abl-cell").count()
         assert cells == info.n_blocks * info.n_heads + 3 * info.n_blocks
-        assert pg.locator("#abl-grid [data-term]").count() == 3
+        assert pg.locator("#abl-grid .abl-lbl[data-term]").count() == 3  # attn, MLP, block
+        assert pg.locator("#abl-grid button:not([data-term])").count() == 0  # glossary tooltips
 
         pg.click("#abl-suggest")  # head 23.4
         assert pressed(pg) == ["23.4"]

@@ -155,7 +155,8 @@ def test_docs_render_links_and_anchors(page: Page, live_server):
     html = pg.evaluate(
         """async () => {
             const { renderMarkdown } = await import('/static/js/learn/markdown.js');
-            const src = '# T\\n\\n<img src=x onerror="window.pwned=1"> **b** [x](javascript:alert(1))';
+            const src = '# T\\n\\n<img src=x onerror="window.pwned=1"> **b** ' +
+                '[x](javascript:alert(1))';
             const div = document.createElement('div');
             div.append(renderMarkdown(src).fragment);
             return [div.querySelectorAll('img, script').length, div.querySelector('p').textContent,
@@ -169,7 +170,8 @@ def test_docs_render_links_and_anchors(page: Page, live_server):
             const { renderMarkdown } = await import('/static/js/learn/markdown.js');
             for (const s of slugs) {
                 const d = await (await fetch('/api/docs/' + s)).json();
-                const a = renderMarkdown(d.markdown).fragment.querySelector('a[data-doc][data-anchor]:not([data-anchor=""])');
+                const a = renderMarkdown(d.markdown).fragment
+                    .querySelector('a[data-doc][data-anchor]:not([data-anchor=""])');
                 if (a && a.dataset.doc !== s) return [s, a.dataset.doc, a.dataset.anchor];
             }
             return [null, null, null];
@@ -202,7 +204,7 @@ def test_docs_render_links_and_anchors(page: Page, live_server):
 def test_chat_sources_answer_and_citation(page: Page, live_server):
     pg = page.page
     sent = []
-    pg.on("websocket", lambda ws: ws.on("framesent", sent.append))
+    pg.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
     open_page(page, live_server.url)
     run_prompt(page, "The capital of France is")
     pg.click("#tab-heatmap")

@@ -18,7 +18,8 @@ UNCOVERED = """async (known) => {
         const where = el.closest('.view')?.id ?? el.closest('header, section')?.className ?? '';
         const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
             (el.type ? `[type=${el.type}]` : '');
-        return `${where}: ${name} "${(el.textContent || el.value || '').trim().slice(0, 30)}" (${why})`;
+        const text = (el.textContent || el.value || '').trim().slice(0, 30);
+        return `${where}: ${name} "${text}" (${why})`;
     });
 }"""
 
@@ -41,9 +42,8 @@ def test_every_control_and_view_has_a_glossary_term(page: Page, live_server):
         for what, sel in (("tab", f"#tab-{view}"), ("description", f"#view-{view} .view-desc")):
             term = pg.get_attribute(sel, "data-term")
             if term not in known:
-                problems.append(
-                    f"view {view}: its {what} has {'no term' if term is None else f'unknown term {term}'}"
-                )
+                has = "no term" if term is None else f"unknown term {term}"
+                problems.append(f"view {view}: its {what} has {has}")
         problems += pg.evaluate(UNCOVERED, known)
     problems = sorted(set(problems))
     assert problems == [], "\n".join(problems)
@@ -64,7 +64,8 @@ def test_the_rule_rejects_what_it_should(page: Page, live_server):
               <label for="c" data-term="temperature">T</label><input id="c">
               <button id="d" data-term="no-such-term">x</button>
               <select id="e" data-term="rank"></select>
-              <label data-term="seed"><span data-term="top-k-sampling"><input id="f"></span></label>`;
+              <label data-term="seed"><span data-term="top-k-sampling"><input id="f"></span>
+              </label>`;
             document.body.append(box);
             const bad = uncovered(box, new Set(['logit-lens', 'seed', 'temperature', 'rank',
                                                 'top-k-sampling']));

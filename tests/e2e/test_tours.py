@@ -156,8 +156,8 @@ def _patching(pg) -> list[Step]:
         text = pg.inner_text(".patch-summary")
         assert "77% on the clean prompt, <0.1% on the corrupted" in text, text
         restored = pg.evaluate("document.querySelector('#patch').data[0].z")
-        assert all(restored[l][3] > 0.95 for l in range(24)) and restored[24][3] < 0.05
-        assert all(restored[l][4] > 0.95 for l in range(24, 31)) and restored[23][4] < 0.05
+        assert all(restored[layer][3] > 0.95 for layer in range(24)) and restored[24][3] < 0.05
+        assert all(restored[layer][4] > 0.95 for layer in range(24, 31)) and restored[23][4] < 0.05
 
     def cell(pg):
         click_plot_cell(pg, "#patch", 24, 4)
@@ -210,11 +210,6 @@ ACTIONS = {
     "steering": _steering,
     "compare": _compare,
 }
-VIEWS_BY = {
-    "ablation": "S1's ablation view",
-    "steering": "S1's steering view",
-    "compare": "S2's compare view",
-}
 
 
 def walk(p: Page, tour_id: str, start_at: int = 0) -> None:
@@ -246,19 +241,14 @@ def walk(p: Page, tour_id: str, start_at: int = 0) -> None:
     assert saved[tour_id]["done"] is True
 
 
-def present_or_xfail(view: str | None, pg) -> None:
-    if view and not pg.locator(f"#tab-{view}").count():
-        pytest.xfail(f"{VIEWS_BY.get(view, view)} is not on the page")
-
-
 @pytest.mark.parametrize("tour_id", list(TOURS))
 def test_tour_walks_end_to_end(page: Page, live_server, tour_id):
     pg = page.page
     open_page(page, live_server.url)
     pg.evaluate("localStorage.clear()")
     open_learn(page, "tours")
-    for view in TOURS[tour_id]["views"]:
-        present_or_xfail(view, pg)
+    for view in TOURS[tour_id]["views"]:  # the views it drives are on the page
+        assert pg.locator(f"#tab-{view}").count() == 1, view
     pg.click(f".tour-card[data-tour='{tour_id}'] button[data-start]")
     walk(page, tour_id)
     assert pg.inner_text(f".tour-card[data-tour='{tour_id}'] .tour-progress") == "✓ Done."
@@ -270,28 +260,39 @@ def test_a_tour_can_be_left_and_resumed(page: Page, live_server):
     open_page(page, live_server.url)
     pg.evaluate("localStorage.clear()")
     open_learn(page, "tours")
-    pg.click(".tour-card[data-tour='fact-in-depth'] button[data-start]")
+    card = pg.locator(".tour-card[data-tour='fact-in-depth']")
+    card.locator("button[data-start]").click()
     popover_at(pg, "fact-in-depth", 0)
     pg.click("#run")
     next_enabled(pg)
     pg.click(NEXT)
     popover_at(pg, "fact-in-depth", 1)
-    pg.click(f"{POPOVER} .tour-leave")
-    pg.wait_for_selector(POPOVER, state="detached")
-    saved = json.loads(pg.evaluate("localStorage.getItem('layerscope-tours')"))
-    assert saved["fact-in-depth"] == {"step": 1, "done": False}
-    # a new visit: the menu offers to resume at step 2
+    tooltip_rows(pg, 4)
+    next_enabled(pg)
+    pg.click(NEXT)
+    popover_at(pg, "fact-in-depth", 2)
+
+    def leave(step: int) -> None:
+        pg.click(f"{POPOVER} .tour-leave")
+        pg.wait_for_selector(POPOVER, state="detached")
+        saved = json.loads(pg.evaluate("localStorage.getItem('layerscope-tours')"))
+        assert saved["fact-in-depth"] == {"step": step, "done": False}
+        open_learn(page, "tours")
+        assert f"Left at step {step + 1} of 6" in card.locator(".tour-progress").inner_text()
+        assert card.locator("button[data-start]").inner_text() == "Resume"
+
+    leave(2)
+    # same visit: the trace is still on screen, so it resumes where it was left
+    card.locator("button[data-start]").click()
+    popover_at(pg, "fact-in-depth", 2)
+    leave(2)
+    # a new visit: progress is kept, but the trace is gone, so it resumes at the step running it
     pg.reload()
     pg.wait_for_selector("#run:not([disabled])", timeout=30_000)
     open_learn(page, "tours")
-    card = pg.locator(".tour-card[data-tour='fact-in-depth']")
-    assert "Left at step 2 of" in card.locator(".tour-progress").inner_text()
-    assert card.locator("button[data-start]").inner_text() == "Resume"
+    assert "Left at step 3 of 6" in card.locator(".tour-progress").inner_text()
     card.locator("button[data-start]").click()
-    popover_at(pg, "fact-in-depth", 1)
-    # resuming replayed the settings of the steps before (the prompt), not their clicks
+    popover_at(pg, "fact-in-depth", 0)
     assert pg.input_value("#prompt") == "The capital of France is"
-    pg.click("#run")  # the trace is run again by the person
-    pg.wait_for_function(f"{LAST}?.complete")
-    walk(page, "fact-in-depth", start_at=1)
+    walk(page, "fact-in-depth")
     assert not page.errors, page.errors

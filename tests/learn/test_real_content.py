@@ -34,13 +34,16 @@ def test_the_packaged_documents_are_all_indexed(real_index):
 def test_hybrid_finds_the_documents_of_the_benchmark_questions(real_index):
     questions = json.loads(QUESTIONS.read_text())
     assert len(questions) >= 50
-    hits, rr = 0, 0.0
+    hits, rr, recall = 0, 0.0, 0.0
     for item in questions:
         docs = list(dict.fromkeys(h.chunk.doc for h in real_index.search(item["q"], 12)))
         want = set(item["docs"])
         hits += bool(want & set(docs[:3]))
+        recall += len(want & set(docs[:3])) / len(want)
         rank = next((i for i, d in enumerate(docs, 1) if d in want), None)
         rr += 1 / rank if rank else 0.0
-    # measured 0.927 and 0.827 (bench/bench_retrieval.py); these bounds catch a regression
-    assert hits / len(questions) >= 0.85
-    assert rr / len(questions) >= 0.75
+    # measured recall@3 0.927, hit@3 0.988, MRR 0.870 (bench/bench_retrieval.py --split);
+    # recall@3 >= 0.9 is the target the retriever was improved to, the others catch a regression
+    assert recall / len(questions) >= 0.9
+    assert hits / len(questions) >= 0.9
+    assert rr / len(questions) >= 0.8

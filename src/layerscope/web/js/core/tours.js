@@ -124,10 +124,16 @@ export async function startTour(tour, page, from = null) {
   const saved = progress()[tour.id];
   let start = from ?? (saved && !saved.done ? saved.step : 0);
   start = Math.max(0, Math.min(tour.steps.length - 1, start));
-  // resuming: replay the earlier steps' settings (fill, check, choose, open a view) but not their
-  // clicks, so the page is set up as the step expects without re-running anything
+  // resuming needs the tour's trace on screen: without it (a new visit) go back to the step
+  // that runs it
+  const rerun = tour.steps.slice(0, start)
+    .findIndex((s) => s.wait_for?.name === "trace_done" && !holds(s, page));
+  if (rerun >= 0) start = rerun;
+  // then replay the earlier steps' settings (fill, check, choose, the tabs they opened) but not
+  // their clicks, so the page is set up as the step expects without re-running anything
   for (const s of tour.steps.slice(0, start)) {
     for (const a of s.prefill ?? []) if (a.do !== "click" && a.do !== "set_layer") await act(a, page);
+    if (s.wait_for?.name === "view_open") await act({ do: "open_view", view: s.wait_for.view }, page);
   }
   let poll = 0;
   const pop = () => drv.getState("popover") ?? {};

@@ -19,7 +19,8 @@
 // Only the open view hears events; when a view opens it gets onTrace with the trace on screen, so
 // it must draw everything from (trace, ctx.layer, ctx.selected). `ctx` is the page's context:
 // client, store, trace, layer, selected, text(id), setLayer(l), select(positions), query(msg),
-// run(request), show(trace) (a finished trace of the store back on screen), back() (the plain
+// run(request) (streams a trace onto the scrubber; a promise of the finished trace),
+// show(trace) (a finished trace of the store back on screen), back() (the plain
 // run), error(err) — see app.js.
 
 export class View {

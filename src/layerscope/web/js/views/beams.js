@@ -161,7 +161,12 @@ class BeamsView extends View {
       parts.push(`<path class="edge ${kept(n)}" d="M${x0},${py} C${x0 + 14},${py} ` +
         `${x - 14},${y} ${x},${y}"/>`);
     }
-    const prompt = tokenLabel(f.prompt.map((id) => text(id) ?? "").join(""), 999).slice(-11);
+    let prompt = ""; // the prompt's last tokens that fit before the tree
+    for (let i = f.prompt.length - 1; i >= 0; i--) {
+      const tok = tokenLabel(text(f.prompt[i]), 99);
+      if (prompt && prompt.length + tok.length > 11) { prompt = `…${prompt}`; break; }
+      prompt = tok + prompt;
+    }
     const [, ry] = xy(root.id);
     parts.push(`<text class="root" x="${COL - 16}" y="${ry + 4}" text-anchor="end">` +
       `${escapeHTML(prompt)}</text>`);
@@ -243,11 +248,12 @@ class BeamsView extends View {
   #drawBranches(ctx) {
     const text = ctx.text;
     this.$("#branch-list").innerHTML = this.branches.map((b, i) => {
-      const before = b.ids.slice(Math.max(0, b.position - 6), b.position)
-        .map((id) => tokenHTML(text(id))).join("");
-      const after = b.ids.slice(b.position + 1).map((id) => tokenHTML(text(id))).join("");
+      const plain = (ids) => escapeHTML(ids.map((id) => text(id) ?? "").join("")
+        .replace(/\n+/g, " ↵ "));
+      const before = plain(b.ids.slice(Math.max(0, b.position - 6), b.position));
+      const after = plain(b.ids.slice(b.position + 1));
       return `<li class="branch"><span class="pre">…${before}</span><mark>` +
-        `${tokenHTML(text(b.token_id))}</mark><span class="post">${after}</span> ` +
+        `${plain([b.token_id])}</mark><span class="post">${after}</span> ` +
         `<span class="muted small">(position ${b.position}, was <code>` +
         `${tokenHTML(text(b.was_id))}</code>)</span> <button type="button" class="link" ` +
         'data-term="trace" ' +

@@ -6,6 +6,7 @@
 // last few turns.
 
 import { View } from "../core/view.js";
+import { renderInline } from "../learn/markdown.js";
 import docsView from "./docs.js";
 
 export const MODES = {
@@ -172,7 +173,11 @@ class ChatView extends View {
       const a = el("a", "source-link", `[${i + 1}] ${s.title}${s.heading ? ` › ${s.heading}` : ""}`);
       a.href = `#${s.doc}${s.anchor ? `#${s.anchor}` : ""}`;
       a.addEventListener("click", (e) => { e.preventDefault(); open(s); });
-      const snip = el("span", "source-text", s.text.length > 220 ? `${s.text.slice(0, 220)}…` : s.text);
+      // the passage's markdown, rendered safely (links inside it open their document)
+      const snip = el("span", "source-text");
+      renderInline(s.text.length > 220 ? `${s.text.slice(0, 220)}…` : s.text, snip, {
+        onLink: (t) => open({ doc: t.doc ?? s.doc, anchor: t.anchor }),
+      });
       li.append(a, snip);
       return li;
     }));
