@@ -374,6 +374,8 @@ def check_not_everything(
             heads_off.setdefault(block, set()).update(heads)  # type: ignore[arg-type]
         elif name in ("mlp_out", "mlp_post"):
             mlp_off.add(block)
+    if not heads_off and not mlp_off:  # no ablation at all (even on a model with no blocks)
+        return
     attn_off = {b for b, hs in heads_off.items() if len(hs) == n_heads}
     if len(attn_off) == n_blocks and len(mlp_off) == n_blocks:
         raise InputError(
@@ -490,8 +492,10 @@ class Bound:
         elif isinstance(iv, Ablate) and iv.mode == "zero":
             out[where] = 0
         elif isinstance(iv, Ablate) and iv.reference_ids is not None:
-            ref = self.sources.value(iv.reference_ids, name, block)
-            mean = ref.mean(dim=0).to(out.device, out.dtype)  # [...]
+            mean = self._means.get(key)
+            if mean is None:  # once per bind, not once per generated token
+                ref = self.sources.value(iv.reference_ids, name, block)
+                mean = self._means[key] = ref.mean(dim=0).to(out.device, out.dtype)  # [...]
             out[where] = mean if heads is None else mean[pick]
         elif isinstance(iv, Ablate):
             mean = self._means[key]

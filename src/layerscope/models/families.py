@@ -6,7 +6,7 @@ a ``FamilySpec``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 
 from torch import nn
@@ -51,39 +51,32 @@ _LLAMA_LIKE = FamilySpec(
     mlp_out="mlp",
 )
 
+_GEMMA2 = FamilySpec(
+    blocks="model.layers",
+    final_norm="model.norm",
+    lm_head="lm_head",
+    out_proj="self_attn.o_proj",
+    # Gemma-2 norms each sub-layer's output before adding it to the stream
+    attn_out="post_attention_layernorm",
+    mlp_down="mlp.down_proj",
+    mlp_out="post_feedforward_layernorm",
+    softcap_attr="final_logit_softcapping",
+    needs_eager_attention=True,
+)
+
 FAMILIES: dict[str, FamilySpec] = {
     "llama": _LLAMA_LIKE,
     "mistral": _LLAMA_LIKE,
     "qwen2": _LLAMA_LIKE,
     "qwen3": _LLAMA_LIKE,
     "gemma": _LLAMA_LIKE,
-    "gemma2": FamilySpec(
-        blocks="model.layers",
-        final_norm="model.norm",
-        lm_head="lm_head",
-        out_proj="self_attn.o_proj",
-        # Gemma-2 norms each sub-layer's output before adding it to the stream
-        attn_out="post_attention_layernorm",
-        mlp_down="mlp.down_proj",
-        mlp_out="post_feedforward_layernorm",
-        softcap_attr="final_logit_softcapping",
-        needs_eager_attention=True,
-    ),
+    "gemma2": _GEMMA2,
     # Gemma 3 (text): Gemma-2's sandwich norms (each sub-layer's output normed before it joins the
     # stream), q/k-norm inside attention (before W_O: head_out is unaffected), alternating sliding
     # and global layers (masking only), embeddings scaled by sqrt(d) inside the embedding module
     # (so h_0 is already scaled). No attention softcap, so SDPA is fine; the final logit softcap is
     # read from the config (None for the released models) exactly as the model applies it.
-    "gemma3_text": FamilySpec(
-        blocks="model.layers",
-        final_norm="model.norm",
-        lm_head="lm_head",
-        out_proj="self_attn.o_proj",
-        attn_out="post_attention_layernorm",
-        mlp_down="mlp.down_proj",
-        mlp_out="post_feedforward_layernorm",
-        softcap_attr="final_logit_softcapping",
-    ),
+    "gemma3_text": replace(_GEMMA2, needs_eager_attention=False),
     "gpt2": FamilySpec(
         blocks="transformer.h",
         final_norm="transformer.ln_f",

@@ -176,15 +176,11 @@ class _Objective:
         self.interventions = list(interventions)
         self.target_id = target_id
         self.sources = SourceCache(model)
-        if self.interventions:  # validate; run patch sources once
-            bind(model, self.interventions, sources=self.sources)
+        bind(model, self.interventions, sources=self.sources)  # validate; run patch sources once
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.interventions:
-            bound = bind(self.model, self.interventions, sources=self.sources)  # fresh per pass
-            with hooks_for(bound).installed():
-                out = self.model.forward(ids, last_logits_only=True, grad=True)
-        else:
+        bound = bind(self.model, self.interventions, sources=self.sources)  # fresh per pass
+        with hooks_for(bound).installed():  # installs nothing for a plain run
             out = self.model.forward(ids, last_logits_only=True, grad=True)
         return torch.log_softmax(out.logits[:, -1].float(), dim=-1)[:, self.target_id]
 

@@ -45,3 +45,11 @@ export function rampColor(v) {
 
 /** Confidence of a rank: 1 -> 1, 1000+ -> 0, log scale. */
 export const rankConfidence = (rank) => 1 - Math.min(1, Math.log10(Math.max(1, rank)) / 3);
+
+/** A new element with an optional class and text (set as textContent: never parsed as HTML). */
+export function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+}

@@ -7,6 +7,8 @@
 // http(s) and mailto links open in a new tab; any other scheme (javascript:, data:, …) is shown
 // as plain text.
 
+import { el } from "../core/format.js";
+
 /** A heading's anchor, as the server's knowledge base names it (learn/kb.py `anchor_of`):
  * links to their text, emphasis and code marks and a leading list marker dropped, lower case,
  * punctuation dropped, spaces to hyphens (GitHub's rule). */
@@ -112,12 +114,6 @@ export function renderMarkdown(source, opts = {}) {
     }
   }
   return { fragment: frag, headings };
-}
-
-function el(tag, cls) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  return e;
 }
 
 function cells(row) {

@@ -5,6 +5,7 @@
 // The question goes with what is on screen (model, prompt, view, layer, interventions) and the
 // last few turns.
 
+import { el } from "../core/format.js";
 import { View } from "../core/view.js";
 import { renderInline } from "../learn/markdown.js";
 import docsView from "./docs.js";
@@ -15,13 +16,6 @@ export const MODES = {
   extractive: "extractive: assembled from the best passages",
 };
 const HISTORY_TURNS = 6;
-
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-};
 
 /** Append `text` to `parent` with every [n] that names a source turned into a citation link. */
 export function withCitations(parent, text, sources, open) {

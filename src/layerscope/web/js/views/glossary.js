@@ -3,6 +3,7 @@
 // views that show it (a click opens the tab) and the documents that explain it.
 
 import { docList, glossary } from "../learn/api.js";
+import { el } from "../core/format.js";
 import { View } from "../core/view.js";
 import docsView from "./docs.js";
 
@@ -11,13 +12,6 @@ export function matches(term, query) {
   const hay = `${term.term} ${term.id} ${term.short} ${term.long}`.toLowerCase();
   return query.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
 }
-
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-};
 
 class GlossaryView extends View {
   id = "glossary";

@@ -3,15 +3,9 @@
 // page lacks says which one.
 
 import { forget, progress, startTour } from "../core/tours.js";
+import { el } from "../core/format.js";
 import { View } from "../core/view.js";
 import { tours } from "../learn/api.js";
-
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text != null) e.textContent = text;
-  return e;
-};
 
 class ToursView extends View {
   id = "tours";
