@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from layerscope.engine.trace import Trace, prompt_ids
 from layerscope.errors import InputError, LayerscopeError, ModelLoadError
 from layerscope.models.base import LensModel
+from layerscope.server.limits import Limits
+from layerscope.server.metrics import Metrics, SessionStats
 from layerscope.server.models import CatalogModels, ModelSource
 from layerscope.server.store import ResultStore, UnknownIdError
 from layerscope.server.worker import Cancelled, ModelWorker
@@ -43,6 +45,8 @@ class ServerContext:
     worker: ModelWorker = field(default_factory=ModelWorker)
     store: ResultStore = field(default_factory=ResultStore)
     models: ModelSource = field(default_factory=CatalogModels)
+    limits: Limits = field(default_factory=Limits)
+    metrics: Metrics = field(default_factory=Metrics)
     generation: int = 0
     listeners: set[Listener] = field(default_factory=set)
     _listeners_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -147,6 +151,8 @@ class RequestContext:
     send: Callable[[str], None]  # a frame's JSON, on its way to the client
     closed: threading.Event = field(default_factory=threading.Event)
     listener: Listener | None = None  # this connection's broadcast listener, if any
+    stats: SessionStats | None = None  # this connection's usage (None over REST)
+    request_id: str = ""  # in log lines and internal error messages
     started: float = field(default_factory=time.perf_counter)
     bytes_emitted: int = 0
 

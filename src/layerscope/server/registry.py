@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -19,6 +19,31 @@ from layerscope.server.context import RequestContext
 from layerscope.server.schemas import ErrorFrame, HelloFrame, RequestInfo
 
 Handler = Callable[[RequestContext, Any], BaseModel]
+
+Lane = Literal["model", "interactive", "inline"]
+"""Where a request runs.
+
+- ``model``: queued per connection on the model worker; connections are served round robin.
+- ``interactive``: on the model worker ahead of the queue, and also *between the blocks* of a
+  running job's forward pass, so it never waits behind a whole trace. Such a handler only reads
+  stored results and the model's weights: it never runs the model's modules.
+- ``inline``: on the event loop, no worker (e.g. usage reports); it must be quick and never touch
+  the model.
+"""
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How jobs of one request type that wait together may run as one batch on the worker.
+
+    ``key`` (on the worker thread) gives jobs that may share a batch equal keys, or ``None`` for a
+    job that must run alone; ``run`` answers each job of the batch, in order, with its terminal
+    frame or the exception it raised, exactly as one-at-a-time runs would.
+    """
+
+    key: Callable[[RequestContext, Any], Any]
+    run: Callable[[list[RequestContext], list[Any]], list[BaseModel | BaseException]]
+    max_size: int = 8
 
 
 def frame_type(cls: type[BaseModel]) -> str:
@@ -34,6 +59,8 @@ class RequestType:
     frames: tuple[type[BaseModel], ...]  # every frame that may answer it, terminal ones last
     terminal: tuple[type[BaseModel], ...]
     handler: Handler  # returns the terminal frame; streamed frames go through ctx.emit
+    lane: Lane = "model"
+    batching: Batching | None = None
 
     @property
     def type(self) -> str:
@@ -74,12 +101,16 @@ class Registry:
         *,
         answers: type[BaseModel],
         streams: Iterable[type[BaseModel]] = (),
+        lane: Lane = "model",
+        batching: Batching | None = None,
     ) -> Callable[[Handler], Handler]:
         """Decorator registering a handler for ``schema``: it may emit ``streams`` frames, then
-        returns the ``answers`` frame that ends the request."""
+        returns the ``answers`` frame that ends the request. ``lane`` says where it runs (see
+        :data:`Lane`); ``batching`` lets jobs that wait together run as one batch."""
 
         def register(handler: Handler) -> Handler:
-            self.add(RequestType(schema, (*streams, answers), (answers,), handler))
+            rt = RequestType(schema, (*streams, answers), (answers,), handler, lane, batching)
+            self.add(rt)
             return handler
 
         return register
