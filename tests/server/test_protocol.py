@@ -11,7 +11,7 @@ import pytest
 from layerscope.engine.statistics import NAMES
 from layerscope.server.handlers import REGISTRY
 from layerscope.server.registry import Registry
-from server.server_helpers import frames_until_done
+from server.server_helpers import frames_until_done, local_client
 
 # The wire contract of the frames every connection may see: frame type -> field names. Changing
 # one is a protocol change (README). Each request type's own frames are pinned in handlers/.
@@ -180,10 +180,9 @@ def test_bad_requests_get_clear_errors_and_the_connection_survives(client, msg, 
     assert client.get("/api/health").json()["status"] == "ok"
 
 
-def test_busy_answer_past_the_queue_bound(tiny):
-    from fastapi.testclient import TestClient
-
+def test_busy_answer_only_past_the_clients_own_limit(tiny):
     from layerscope.server import create_app
+    from layerscope.server.limits import Limits
 
     gate = threading.Event()
     real = REGISTRY["early_exit"]
@@ -193,15 +192,22 @@ def test_busy_answer_past_the_queue_bound(tiny):
         return real.handler(ctx, msg)
 
     registry = Registry([*(t for t in REGISTRY if t is not real), replace(real, handler=slow)])
-    app = create_app(tiny, max_pending=0, registry=registry)
-    with TestClient(app) as c, c.websocket_connect("/ws") as ws:
+    app = create_app(tiny, limits=Limits(client_pending=1), registry=registry)
+    with (
+        local_client(app) as c,
+        c.websocket_connect("/ws") as ws,
+        c.websocket_connect("/ws") as other,
+    ):
         ws.receive_json()
+        other.receive_json()
         ws.send_json({"type": "early_exit", "req": 1, "prompt": "Hello", "layer": 1, "generate": 1})
         ws.send_json({"type": "trace", "req": 2, "prompt": "Hello"})
         f = ws.receive_json()
         assert (f["type"], f["code"], f["req"]) == ("error", "busy", 2)
-        assert "busy" in f["message"]
+        assert "client_pending" in f["message"]
+        other.send_json({"type": "trace", "req": 7, "prompt": "Hello"})  # another client: queued
         gate.set()
         assert ws.receive_json()["type"] == "early_exit"
+        assert frames_until_done(other, 7)[-1]["type"] == "done"
         ws.send_json({"type": "trace", "req": 3, "prompt": "Hello"})
         assert frames_until_done(ws, 3)[-1]["type"] == "done"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Query, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from layerscope.engine.model import Model, lens_model_of
@@ -16,9 +17,12 @@ from layerscope.models.base import LensModel
 from layerscope.server import bertviz, learn_routes, routes
 from layerscope.server.context import ServerContext
 from layerscope.server.handlers import REGISTRY
+from layerscope.server.limits import Limits
+from layerscope.server.metrics import CONTENT_TYPE_LATEST
 from layerscope.server.models import CatalogModels, ModelSource
 from layerscope.server.protocol import Connection, new_session
 from layerscope.server.registry import Registry
+from layerscope.server.security import LOOPBACK_NAMES, GuardMiddleware, SecurityHeaders
 from layerscope.server.store import ResultStore
 from layerscope.server.worker import ModelWorker
 
@@ -47,21 +51,28 @@ def missing_vendor_files() -> list[str]:
 def create_app(
     model: Model | LensModel,
     *,
-    max_pending: int = 2,
+    limits: Limits | None = None,
     session_bytes: int = 512 << 20,
     max_sessions: int = 8,
     registry: Registry | None = None,
     models: ModelSource | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    allowed_origins: Iterable[str] = (),
 ) -> FastAPI:
     """An app serving ``model``: one worker thread owns it; results stay in memory.
 
-    ``registry`` defaults to every request type in ``server/handlers/``; ``models`` (what a
-    ``switch_model`` request may load) defaults to the model catalog.
+    ``limits`` bounds what it admits (:class:`Limits`); ``registry`` defaults to every request
+    type in ``server/handlers/``; ``models`` (what a ``switch_model`` request may load) defaults
+    to the model catalog. ``allowed_hosts``: the names the server answers to (default: the
+    loopback names; ``security.server_names`` builds them for a bind address);
+    ``allowed_origins``: other sites' origins whose pages may use it (see ``server/security.py``).
     """
     registry = registry or REGISTRY
+    limits = limits or Limits()
     ctx = ServerContext(
         model=lens_model_of(model),
-        worker=ModelWorker(max_pending=max_pending),
+        worker=ModelWorker(limits),
+        limits=limits,
         store=ResultStore(session_bytes=session_bytes, max_sessions=max_sessions),
         models=models if models is not None else CatalogModels(),
     )
@@ -69,7 +80,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        ctx.worker.close()
+        # graceful shutdown: refuse new jobs, cancel waiting ones, let the running one finish
+        if not await asyncio.to_thread(ctx.worker.close, limits.shutdown_seconds):
+            log.warning("the running job did not finish within %.0f s", limits.shutdown_seconds)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -85,12 +98,23 @@ def create_app(
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket, session: str | None = Query(None)) -> None:
+        if len(ctx.listeners) >= limits.max_connections:
+            log.warning("refused a WebSocket: %d connections open", len(ctx.listeners))
+            await ws.close(code=1013, reason="too many connections; try again later")
+            return
         await ws.accept()
         await Connection(ctx, registry, ws, new_session(session)).serve()
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    ctx.metrics.watch(ctx)  # queue depth, stored results and the model, read at each scrape
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics (every one is listed in ``server/metrics.py``)."""
+        return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/static/vendor/{name}", include_in_schema=False, response_model=None)
     async def vendor(name: str) -> FileResponse | PlainTextResponse:
@@ -104,6 +128,13 @@ def create_app(
         return FileResponse(path, headers={"Cache-Control": "max-age=86400"})
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    # outermost last: foreign hosts and origins are refused before anything else runs
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(
+        GuardMiddleware,
+        hosts=LOOPBACK_NAMES if allowed_hosts is None else allowed_hosts,
+        origins=allowed_origins,
+    )
 
     @app.exception_handler(Exception)
     async def unhandled(request, exc: Exception) -> JSONResponse:

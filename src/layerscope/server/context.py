@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel
 
+from layerscope.engine.checkpoints import between_blocks
 from layerscope.engine.trace import Trace, prompt_ids
 from layerscope.errors import InputError, LayerscopeError, ModelLoadError
 from layerscope.models.base import LensModel
@@ -50,6 +51,14 @@ class ServerContext:
     generation: int = 0
     listeners: set[Listener] = field(default_factory=set)
     _listeners_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.worker.around = self._with_checkpoints
+
+    def _with_checkpoints(self, fn: Callable[[], object]) -> object:
+        """Run a model job with the worker's checkpoints between the blocks of every pass."""
+        with between_blocks(self.model, self.worker.checkpoint):
+            return fn()
 
     def encode(self, prompt: str, chat: bool) -> list[int]:
         """Prompt ids exactly as a trace with these settings will see them (InputError if empty)."""
@@ -185,6 +194,7 @@ class RequestContext:
         text = frame.model_dump_json()
         self.bytes_emitted += len(text.encode())
         self.send(text)
+        self.server.worker.checkpoint()  # quick requests of others go now; stops if gone
 
     def elapsed(self) -> float:
         """Seconds since the request arrived."""

@@ -20,6 +20,7 @@ class Limits:
     - ``send_buffer_bytes``: frames queued for one slow client; past it the connection is closed
       (1008, "too slow") and its work cancelled, so a stalled reader cannot grow server memory.
     - ``idle_seconds``: a connection that sends nothing for this long is closed (None: never).
+    - ``shutdown_seconds``: at shutdown, how long the running job may take to finish.
     """
 
     client_pending: int = 16
@@ -30,3 +31,4 @@ class Limits:
     max_message_bytes: int = 100_000
     send_buffer_bytes: int = 32 << 20
     idle_seconds: float | None = 3600.0
+    shutdown_seconds: float = 30.0

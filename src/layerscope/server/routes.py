@@ -66,7 +66,7 @@ async def trace(body: TraceBody, request: Request) -> dict[str, Any]:
         return trace_request(ctx.model, body, ids, bind(ctx.model, body.interventions))
 
     try:
-        result = await ctx.worker.run(job)
+        result = await ctx.worker.run(job, client=REST_SESSION, type_="trace")
     except BusyError as exc:
         raise HTTPException(status_code=503, detail=str(exc)) from exc
     except LayerscopeError as exc:

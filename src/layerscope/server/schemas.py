@@ -78,7 +78,7 @@ class ErrorFrame(Frame):
 
     type: Literal["error"] = "error"
     req: int | None = None
-    code: Literal["bad_request", "busy", "not_found", "internal"]
+    code: Literal["bad_request", "busy", "not_found", "unavailable", "internal"]
     message: str
 
 

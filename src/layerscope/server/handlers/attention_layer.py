@@ -41,7 +41,7 @@ class AttentionLayerFrame(Frame):
     vocab: Vocab
 
 
-@request(AttentionLayerRequest, answers=AttentionLayerFrame)
+@request(AttentionLayerRequest, answers=AttentionLayerFrame, lane="interactive")
 def attention_layer(ctx: RequestContext, msg: AttentionLayerRequest) -> AttentionLayerFrame:
     trace = ctx.stored_trace(msg.trace_id)
     target = trace.answer_id(msg.position, msg.target_id)

@@ -60,7 +60,7 @@ def window(start: int, end: int | None, n_tokens: int) -> tuple[int, int]:
     return start, end
 
 
-@request(AttentionPatternRequest, answers=AttentionPatternFrame)
+@request(AttentionPatternRequest, answers=AttentionPatternFrame, lane="interactive")
 def attention_pattern(ctx: RequestContext, msg: AttentionPatternRequest) -> AttentionPatternFrame:
     attn = attention_of(ctx, msg.trace_id)
     n_blocks, n_heads, n_tokens = attn.shape[0], attn.shape[1], attn.shape[2]

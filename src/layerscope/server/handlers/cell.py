@@ -35,7 +35,7 @@ class CellFrame(Frame):
     vocab: Vocab
 
 
-@request(CellRequest, answers=CellFrame)
+@request(CellRequest, answers=CellFrame, lane="interactive")
 def cell(ctx: RequestContext, msg: CellRequest) -> CellFrame:
     ids, probs = ctx.stored_trace(msg.trace_id).cell_top(msg.layer, msg.position, msg.k)
     return CellFrame(

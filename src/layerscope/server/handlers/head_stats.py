@@ -42,7 +42,7 @@ def stats_fields(stats: dict[str, np.ndarray]) -> dict:
     }
 
 
-@request(HeadStatsRequest, answers=HeadStatsFrame)
+@request(HeadStatsRequest, answers=HeadStatsFrame, lane="interactive")
 def head_stats_request(ctx: RequestContext, msg: HeadStatsRequest) -> HeadStatsFrame:
     trace = ctx.stored_trace(msg.trace_id)
     stats = trace.head_stats()

@@ -37,7 +37,7 @@ class HeadsFrame(Frame):
     vocab: Vocab
 
 
-@request(HeadsRequest, answers=HeadsFrame)
+@request(HeadsRequest, answers=HeadsFrame, lane="interactive")
 def heads(ctx: RequestContext, msg: HeadsRequest) -> HeadsFrame:
     trace = ctx.stored_trace(msg.trace_id)
     target = trace.answer_id(msg.position, msg.target_id)

@@ -45,7 +45,7 @@ class MlpNeuronsFrame(Frame):
     vocab: Vocab
 
 
-@request(MlpNeuronsRequest, answers=MlpNeuronsFrame)
+@request(MlpNeuronsRequest, answers=MlpNeuronsFrame, lane="interactive")
 def mlp_neurons(ctx: RequestContext, msg: MlpNeuronsRequest) -> MlpNeuronsFrame:
     trace = ctx.stored_trace(msg.trace_id)
     target = trace.answer_id(msg.position, msg.target_id)

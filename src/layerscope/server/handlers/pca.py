@@ -33,7 +33,7 @@ class PcaFrame(Frame):
     explained: list[float]  # variance ratio of the two components
 
 
-@request(PcaRequest, answers=PcaFrame)
+@request(PcaRequest, answers=PcaFrame, lane="interactive")
 def pca(ctx: RequestContext, msg: PcaRequest) -> PcaFrame:
     cap = ctx.stored_trace(msg.trace_id).capture
     traj = pca_trajectories(ctx.model, cap.resid, msg.positions, normed=msg.normed)

@@ -47,7 +47,7 @@ class PipelineFrame(Frame):
     vocab: Vocab
 
 
-@request(PipelineRequest, answers=PipelineFrame)
+@request(PipelineRequest, answers=PipelineFrame, lane="interactive")
 def pipeline(ctx: RequestContext, msg: PipelineRequest) -> PipelineFrame:
     trace = ctx.stored_trace(msg.trace_id)
     target = trace.answer_id(msg.position, msg.target_id)
