@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
 
 
@@ -25,27 +21,16 @@ def app(tiny):
 
 @pytest.fixture
 def client(app):
-    from fastapi.testclient import TestClient
+    from server.server_helpers import local_client
 
-    with TestClient(app) as c:
+    with local_client(app) as c:  # the server answers only to its own names (not "testserver")
         yield c
 
 
 @pytest.fixture
 def live_url(app):
     """A real uvicorn serving ``app`` on a free loopback port: its host:port."""
-    import uvicorn
+    from server.server_helpers import Serving
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with Serving(app) as live:
+        yield live.address

@@ -34,3 +34,54 @@ def traced(ws, prompt: str = "The capital of France is", req: int = 1) -> dict:
     """Trace ``prompt`` on an open socket; its done frame."""
     ws.send_json({"type": "trace", "req": req, "prompt": prompt})
     return frames_until_done(ws, req)[-1]
+
+
+def local_client(app, **kwargs):
+    """A TestClient reaching ``app`` as ``localhost`` over HTTP and WebSocket alike.
+
+    The server refuses requests for hosts that are not its own (DNS rebinding), Starlette's
+    default ``testserver`` included; ``websocket_connect`` ignores ``base_url``, hence the header.
+    """
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://localhost", headers={"host": "localhost"}, **kwargs)
+
+
+class Serving:
+    """A real uvicorn serving ``app`` on a free loopback port, in a thread (a context manager):
+    ``address`` is host:port; leaving it stops the server gracefully (lifespan shutdown too)."""
+
+    def __init__(self, app, **config) -> None:
+        import socket
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", **config)
+        )
+
+    def __enter__(self) -> Serving:
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            assert self.thread.is_alive(), "server failed to start"
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout: float = 15) -> bool:
+        """Ask the server to exit; True if its thread ended within ``timeout`` seconds."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -87,6 +87,7 @@ class Connection:
         self._out: asyncio.Queue[str] = asyncio.Queue()
         self._out_bytes = 0
         self._stop = asyncio.Event()
+        self._closer: asyncio.Task | None = None  # closing the socket with a code
 
     # ------------------------------------------------------------------ sending
     async def send(self, frame: BaseModel | str) -> int:
@@ -134,6 +135,8 @@ class Connection:
             self.closed.set()
             for t in list(self._tasks):
                 t.cancel()
+            if self._closer is not None:  # the close frame goes out after what was queued
+                await self._closer
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
@@ -175,10 +178,10 @@ class Connection:
         self.closed.set()
         self._stop.set()
         if code is not None:
-            self._spawn(self._close_socket(code, reason))
+            self._closer = asyncio.ensure_future(self._close_socket(code, reason))
 
     async def _close_socket(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):  # a stalled client may never answer the close
+        with contextlib.suppress(Exception):  # a stalled client may never take the close frame
             await asyncio.wait_for(self.ws.close(code=code, reason=reason), timeout=5)
 
     def notify(self, text: str) -> None:
