@@ -52,8 +52,6 @@ def create_app(
     model: Model | LensModel,
     *,
     limits: Limits | None = None,
-    session_bytes: int = 512 << 20,
-    max_sessions: int = 8,
     registry: Registry | None = None,
     models: ModelSource | None = None,
     allowed_hosts: Iterable[str] | None = None,
@@ -73,7 +71,7 @@ def create_app(
         model=lens_model_of(model),
         worker=ModelWorker(limits),
         limits=limits,
-        store=ResultStore(session_bytes=session_bytes, max_sessions=max_sessions),
+        store=ResultStore(limits.session_bytes, limits.max_sessions, limits.store_bytes),
         models=models if models is not None else CatalogModels(),
     )
 

@@ -21,6 +21,8 @@ class Limits:
       (1008, "too slow") and its work cancelled, so a stalled reader cannot grow server memory.
     - ``idle_seconds``: a connection that sends nothing for this long is closed (None: never).
     - ``shutdown_seconds``: at shutdown, how long the running job may take to finish.
+    - ``session_bytes`` / ``store_bytes`` / ``max_sessions``: results (traces, sweeps) kept in
+      memory per session, over all sessions, and how many sessions; least recently used first out.
     """
 
     client_pending: int = 16
@@ -32,3 +34,6 @@ class Limits:
     send_buffer_bytes: int = 32 << 20
     idle_seconds: float | None = 3600.0
     shutdown_seconds: float = 30.0
+    session_bytes: int = 512 << 20
+    store_bytes: int = 4 << 30
+    max_sessions: int = 64

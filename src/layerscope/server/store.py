@@ -28,14 +28,19 @@ class ResultStore:
     """Every stored result (traces, patch sweeps, ...: anything with ``nbytes()``) by id, under one
     eviction policy: least recently used first.
 
-    Each session keeps at most ``session_bytes``; at most ``max_sessions`` sessions are kept (the
-    least recently used session goes first). An item larger than the budget is still kept, alone.
-    Nothing is ever written to disk.
+    Each session keeps at most ``session_bytes``; all sessions together at most ``total_bytes``
+    (the least recently used session gives up its oldest item first); at most ``max_sessions``
+    sessions are kept (the least recently used session goes first). An item larger than a budget
+    is still kept, alone. Nothing is ever written to disk.
     """
 
-    def __init__(self, session_bytes: int = 512 << 20, max_sessions: int = 8) -> None:
+    def __init__(
+        self, session_bytes: int = 512 << 20, max_sessions: int = 64, total_bytes: int = 4 << 30
+    ) -> None:
         self.session_bytes = session_bytes
         self.max_sessions = max_sessions
+        self.total_bytes = total_bytes
+        self._total = 0
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._owner: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -50,17 +55,28 @@ class ResultStore:
                 s = self._sessions[session] = _Session()
                 while len(self._sessions) > self.max_sessions:
                     _, old = self._sessions.popitem(last=False)
+                    self._total -= old.bytes
                     for old_id in old.items:
                         self._owner.pop(old_id, None)
             self._sessions.move_to_end(session)
             s.items[item_id] = (item, size)
             s.bytes += size
+            self._total += size
             self._owner[item_id] = session
             while s.bytes > self.session_bytes and len(s.items) > 1:
-                old_id, (_, old_size) = s.items.popitem(last=False)
-                s.bytes -= old_size
-                self._owner.pop(old_id, None)
+                self._evict_oldest(session)
+            while self._total > self.total_bytes and len(self._owner) > 1:
+                self._evict_oldest(next(iter(self._sessions)))  # this session is the newest
         return item_id
+
+    def _evict_oldest(self, session: str) -> None:
+        s = self._sessions[session]
+        old_id, (_, old_size) = s.items.popitem(last=False)
+        s.bytes -= old_size
+        self._total -= old_size
+        self._owner.pop(old_id, None)
+        if not s.items:
+            del self._sessions[session]
 
     def get_as(self, item_id: str, kind: type[T]) -> T:
         """The item under ``item_id`` if it is a ``kind`` (UnknownIdError otherwise)."""
@@ -86,6 +102,7 @@ class ResultStore:
             n = len(self._owner)
             self._sessions.clear()
             self._owner.clear()
+            self._total = 0
         return n
 
     def __len__(self) -> int:
@@ -94,8 +111,7 @@ class ResultStore:
     @property
     def nbytes(self) -> int:
         """Bytes held over all sessions."""
-        with self._lock:
-            return sum(s.bytes for s in self._sessions.values())
+        return self._total
 
     def session_ids(self, session: str) -> list[str]:
         """Ids held for ``session``, oldest first."""
