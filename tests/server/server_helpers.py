@@ -85,3 +85,42 @@ class Serving:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def raw_websocket(port: int):
+    """A plain socket that has done the WebSocket handshake with /ws (for frames no client
+    library would send); the server's hello frame is left unread."""
+    import base64
+    import os
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+def ws_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One masked client frame (RFC 6455): opcode 1 text, 2 binary."""
+    import os
+
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        size = bytes([0x80 | n])
+    elif n < 1 << 16:
+        size = bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        size = bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return (
+        bytes([0x80 | opcode]) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    )

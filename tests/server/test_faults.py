@@ -5,9 +5,7 @@ serving everyone else."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import socket
 import threading
 import time
@@ -20,7 +18,7 @@ from pydantic import Field
 from layerscope.server.handlers import REGISTRY
 from layerscope.server.limits import Limits
 from layerscope.server.schemas import Frame, Request
-from server.server_helpers import Serving
+from server.server_helpers import Serving, raw_websocket, ws_frame
 
 
 class SpinRequest(Request):
@@ -230,29 +228,10 @@ def test_a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded(sp
     print(f"stalled reader: {FLOODS[0]['emitted']} frames of 64 KiB before the cut, limit {limit}")
 
 
-def _ws_frame(text: str) -> bytes:
-    """One masked client text frame (RFC 6455)."""
-    data = text.encode()
-    mask = os.urandom(4)
-    head = bytes([0x81])
-    n = len(data)
-    head += bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
 def test_a_half_closed_socket_cancels_its_work_and_frees_the_connection(spin_app):
     def half_close(port: int) -> None:
-        s = socket.create_connection(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall(
-            (
-                f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        assert b"101" in s.recv(4096).split(b"\r\n", 1)[0]
-        s.sendall(_ws_frame(json.dumps({"type": "spin", "req": 1, "seconds": 20})))
+        s = raw_websocket(port)
+        s.sendall(ws_frame(json.dumps({"type": "spin", "req": 1, "seconds": 20}).encode()))
         deadline = time.monotonic() + 10
         while not (SPINS and SPINS[0]["steps"] > 10):
             assert time.monotonic() < deadline
