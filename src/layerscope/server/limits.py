@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -37,3 +37,28 @@ class Limits:
     session_bytes: int = 512 << 20
     store_bytes: int = 4 << 30
     max_sessions: int = 64
+
+    @classmethod
+    def parse(cls, pairs: list[str]) -> Limits:
+        """Limits from ``NAME=VALUE`` strings (``layerscope serve --limit client_rate=50``); a
+        ``ValueError`` names an unknown limit or a bad value. ``none`` unsets ``idle_seconds``."""
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, object] = {}
+        for pair in pairs:
+            name, sep, text = pair.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in known:
+                raise ValueError(
+                    f"{pair!r}: expected NAME=VALUE with NAME one of {', '.join(known)}"
+                )
+            kind = int if known[name].type in ("int", int) else float
+            try:
+                value = None if text.strip().lower() == "none" else kind(text)
+            except ValueError:
+                raise ValueError(f"{pair!r}: {text!r} is not a number") from None
+            if value is None and name != "idle_seconds":
+                raise ValueError(f"{pair!r}: only idle_seconds can be none")
+            if value is not None and value <= 0:
+                raise ValueError(f"{pair!r}: must be positive")
+            values[name] = value
+        return replace(cls(), **values)
