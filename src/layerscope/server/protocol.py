@@ -256,7 +256,7 @@ class Connection:
         except Exception as exc:  # the server stays up; the client hears what failed
             if is_out_of_memory(exc):
                 release_memory()
-                log.warning("%s: out of memory in %s", rid, msg.type)
+                log.warning("%s: out of memory in %s", rid, msg.type, extra={"request_id": rid})
                 outcome = "unavailable"
                 frame = self._error_frame(
                     msg,
@@ -265,7 +265,7 @@ class Connection:
                     "try a shorter prompt or fewer tokens",
                 )
             else:
-                log.exception("request %s (%s) failed", rid, msg.type)
+                log.exception("request %s (%s) failed", rid, msg.type, extra={"request_id": rid})
                 outcome = "internal"
                 frame = self._error_frame(
                     msg,

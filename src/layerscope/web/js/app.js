@@ -28,9 +28,9 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 /**
  * The component's data object.
  * @param {object} o {Alpine, client (Client or OfflineClient), doc (the embedded trace document,
- *   standalone only)}
+ *   standalone only), usage (a core/usage.js UsageReporter, served pages only)}
  */
-export function explorer({ Alpine, client, doc = null }) {
+export function explorer({ Alpine, client, doc = null, usage = null }) {
   const store = new TraceStore();
   // A trace opened from a file brings its own token table (it may be another model's).
   const text = (id) => (store.current?.vocab ?? client.vocab).get(id);
@@ -38,6 +38,12 @@ export function explorer({ Alpine, client, doc = null }) {
   // sub: the sub-layer lens (2L+1 stops) of the trace on screen while the scrubber shows it.
   const P = { scrubber: null, layers: null, views: null, paintFrame: 0, sub: null };
   const offline = !!client.offline;
+  // a layer change the person made (slider, keys, wheel, a click on a view): counted for usage
+  const byUser = (app, move) => {
+    const before = app.layer;
+    move();
+    if (app.layer !== before) usage?.scrubbed();
+  };
 
   return {
     conn: offline ? "offline" : "connecting", model: null, maxGenerate: 256, offline,
@@ -57,11 +63,11 @@ export function explorer({ Alpine, client, doc = null }) {
       P.scrubber = new Scrubber(el("tokens"), el("tooltip"), text,
         { onSelect: (pos, add) => this.select(toggle(this.selected, pos, add)) });
       P.layers = new LayerControl(el("layer-slider"), el("tokens").closest(".scrubber"),
-        (l) => this.scrub(l));
+        (l) => byUser(this, () => this.scrub(l)));
       P.views = new ViewHost(el("view-panels"), VIEWS, this.context());
       P.views.select(this.view);
       bindNavKeys(el("nav"));
-      this.$watch("view", (id) => P.views.select(id));
+      this.$watch("view", (id) => { P.views.select(id); usage?.viewed(id); });
       P.work = isLearn(this.view) ? null : this.view;
       this.$watch("view", (id) => { if (!isLearn(id)) P.work = id; }); // the chat's context
       client.addEventListener("state", (e) => {
@@ -93,7 +99,7 @@ export function explorer({ Alpine, client, doc = null }) {
         get layer() { return P.sub ? Math.floor(app.layer / 2) : app.layer; },
         openView: (id) => { app.view = id; },
         get selected() { return Alpine.raw(app.selected); },
-        setLayer: (l) => app.setLayer(l),
+        setLayer: (l) => byUser(app, () => app.setLayer(l)),
         select: (positions) => app.select(positions),
         query: (msg) => store.answer(msg, (m) => client.ask(m)),
         run: (request) => {

@@ -1,6 +1,7 @@
 // WebSocket client for layerscope's protocol v2. Requests carry a `req` number that every answering
 // frame echoes; which frames end a request comes from the hello frame, never from a list here.
-// `vocab` deltas fill one token table shared by the page.
+// `vocab` deltas fill one token table shared by the page. Events: `state` (open/closed), `error`
+// (an error frame no request awaits), `model` (a model switch), `request` (a request was sent).
 
 const PROTOCOL = 2;
 
@@ -45,7 +46,10 @@ export class Client extends EventTarget {
     const refuse = (code, message) => queueMicrotask(() => this.#fail(req, code, message));
     if (!this.open) refuse("internal", "not connected to the server");
     else if (!spec) refuse("bad_request", `the server has no "${msg.type}" request`);
-    else this.ws.send(JSON.stringify({ ...msg, req }));
+    else {
+      this.ws.send(JSON.stringify({ ...msg, req }));
+      this.dispatchEvent(new CustomEvent("request", { detail: msg })); // e.g. core/usage.js
+    }
     return req;
   }
 
