@@ -179,3 +179,28 @@ def test_trace_with_steering_reports_the_vector_and_both_generations(capsys, mod
 def test_bad_experiment_flags_exit_2(capsys, model_dir, argv, message):
     code, out, err = run(capsys, "trace", "Hello", "--model", model_dir, *argv)
     assert code == 2 and message in err and "Traceback" not in err and out == ""
+
+
+def test_serve_passes_allowed_hosts_and_origins(capsys, monkeypatch):
+    import layerscope.server
+
+    seen = {}
+    monkeypatch.setattr(layerscope.server, "serve", lambda *a, **k: seen.update(args=a, **k))
+    code, _, _ = run(
+        capsys, "serve", "--host", "0.0.0.0", "--port", "8123",
+        "--allow-host", "lab.example", "--allow-host", "10.0.0.5",
+        "--allow-origin", "https://notebook.example:8888",
+    )
+    assert code == 0
+    assert seen["host"] == "0.0.0.0" and seen["port"] == 8123
+    assert seen["allow_hosts"] == ["lab.example", "10.0.0.5"]
+    assert seen["allow_origins"] == ["https://notebook.example:8888"]
+
+
+@pytest.mark.parametrize("origin", ["null", "file:///tmp/x.html", "https://a.example/path"])
+def test_serve_refuses_a_bad_origin_before_loading_anything(capsys, monkeypatch, origin):
+    import layerscope.server
+
+    monkeypatch.setattr(layerscope.server, "serve", lambda *a, **k: pytest.fail("served"))
+    code, out, err = run(capsys, "serve", "--allow-origin", origin)
+    assert code == 2 and "--allow-origin" in err and "Traceback" not in err and out == ""

@@ -88,9 +88,30 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name or address this server answers to (repeatable; default: loopback "
+        "names and the --host address; requests naming other hosts are refused)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a site whose pages may use this server, e.g. https://notebook.example:8888 "
+        "(repeatable; default: only the server's own pages)",
+    )
+    serve.add_argument(
         "--chat-endpoint", default=None, metavar="URL", help="OpenAI-compatible chat API (base URL)"
     )
     serve.add_argument("--chat-model", default=None, metavar="NAME", help="the endpoint's model")
+    serve.add_argument(
+        "--log-json",
+        action="store_true",
+        help="write the server's logs (a line per request, with its id) as JSON lines on stderr",
+    )
     return parser
 
 
@@ -235,7 +256,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         os.environ["LAYERSCOPE_CHAT_URL"] = args.chat_endpoint
     if args.chat_model:
         os.environ["LAYERSCOPE_CHAT_MODEL"] = args.chat_model
-    serve(args.model, host=args.host, port=args.port)
+    from layerscope.server.security import normalize_origin
+
+    for origin in args.allow_origin:  # a bad one is an input error before the model loads
+        try:
+            normalize_origin(origin)
+        except ValueError as exc:
+            raise InputError(f"--allow-origin: {exc}") from None
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        allow_hosts=args.allow_host,
+        allow_origins=args.allow_origin,
+        log_json=args.log_json,
+    )
     return 0
 
 

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from layerscope.engine.trace import Trace
+from layerscope.server.routes import PlainErrorsRoute
 from layerscope.server.store import UnknownIdError
 
-router = APIRouter()
+router = APIRouter(route_class=PlainErrorsRoute)
 
 #: bertviz draws every token of every head in the browser: past this many tokens it stalls, so a
 #: longer trace is shown a window at a time (``start``/``end``)
@@ -72,12 +73,28 @@ def _ints(text: str | None, n: int, what: str) -> list[int] | None:
     return out
 
 
+_SCRIPT_BREAKERS = re.compile(r"</(?=script)|<!--", re.IGNORECASE)
+
+
 def _token(text: str) -> str:
-    # a token's text goes into an inline <script> as JSON: keep "</" from closing it
-    return text.replace("</", "<\u200b/")
+    # a token's text goes into an inline <script> as JSON (bertviz draws it as text): only
+    # "</script" and "<!--" could end or confuse that script, so only they get a zero-width space
+    return _SCRIPT_BREAKERS.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
 
 
-@router.get("/bertviz/{trace_id}", response_class=HTMLResponse, tags=["bertviz"])
+_HTML_ERRORS: dict[int | str, dict] = {
+    code: {"description": what, "content": {"text/html": {}}}
+    for code, what in (
+        (400, "Bad input: a range or a list of blocks/heads outside the trace"),
+        (404, "Unknown or expired trace, or one without attention patterns"),
+        (503, "bertviz is not installed"),
+    )
+}
+
+
+@router.get(
+    "/bertviz/{trace_id}", response_class=HTMLResponse, tags=["bertviz"], responses=_HTML_ERRORS
+)
 def bertviz_page(
     trace_id: str,
     request: Request,

@@ -6,7 +6,7 @@ import pytest
 
 from layerscope.server import create_app
 from layerscope.server.models import LoaderModels
-from server.server_helpers import ask, frames_until_done, traced
+from server.server_helpers import ask, frames_until_done, local_client, traced
 from tiny import tiny_model
 
 MODEL_FIELDS = {"type", "req", "model", "previous", "dropped", "load_seconds"}
@@ -29,9 +29,7 @@ def models():
 
 @pytest.fixture
 def client(models):
-    from fastapi.testclient import TestClient
-
-    with TestClient(create_app(tiny_model("llama"), models=models)) as c:
+    with local_client(create_app(tiny_model("llama"), models=models)) as c:
         yield c
 
 
@@ -155,8 +153,6 @@ def test_rest_traces_run_on_the_model_served_when_they_run(client):
 
 def test_the_default_source_is_the_catalog(tmp_path, monkeypatch):
     """Catalog entries found on disk can be switched to; missing ones say how to get them."""
-    from fastapi.testclient import TestClient
-
     from layerscope.models import catalog
     from layerscope.models.hf import load_hf_directory
     from tiny import save_tiny
@@ -180,7 +176,7 @@ def test_the_default_source_is_the_catalog(tmp_path, monkeypatch):
         ),
     }
     monkeypatch.setattr(catalog, "CATALOG", entries)
-    with TestClient(create_app(tiny_model("llama"))) as client:
+    with local_client(create_app(tiny_model("llama"))) as client:
         body = client.get("/api/models").json()
         assert body["available"] == ["tiny-qwen2"]
         missing = body["models"][1]

@@ -25,6 +25,16 @@ export function tokenLabel(text, max = 14) {
   return s.length > max ? s.slice(0, max - 1) + "…" : s;
 }
 
+// Plotly reads label, hover and title strings as its own small HTML (<b>, <br>, <a href>, ...)
+// and decodes &lt; &gt; &amp;: a token's text must go in escaped, or "<b>x</b>" is drawn bold
+// and an unknown tag vanishes.
+const PLOT_ESC = /[&<>]/g;
+/** A string for Plotly's text, tick, hover and legend labels: shown literally. */
+export const plotText = (s) => String(s).replace(PLOT_ESC, (c) => ESC[c]);
+
+/** tokenLabel for Plotly labels (clipped first, then escaped: no entity is cut in half). */
+export const plotLabel = (text, max = 14) => plotText(tokenLabel(text, max));
+
 export const pct = (p) =>
   p == null || Number.isNaN(p) ? "–" : p >= 0.995 ? "100%" : p >= 0.1 ? `${(p * 100).toFixed(0)}%`
     : p >= 0.001 ? `${(p * 100).toFixed(1)}%` : "<0.1%";

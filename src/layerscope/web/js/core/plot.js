@@ -1,7 +1,7 @@
 // The one place that talks to Plotly: the common look, and the grids every view draws
 // (layer × position, block × head) with click-to-cell.
 
-import { tokenLabel } from "./format.js";
+import { plotLabel } from "./format.js";
 
 // Every figure's mode bar: save it as PNG or SVG (Plotly draws both in the page, offline).
 const SAVE_ICON = { width: 24, height: 24, path: "M11 3h2v9h3.5L12 17l-4.5-5H11zM4 19h16v2H4z" };
@@ -35,9 +35,9 @@ export function draw(el, data, lay) { window.Plotly.react(el, data, lay, CONFIG)
 export const restyle = (el, update, traces) => window.Plotly.restyle(el, update, traces);
 export const relayout = (el, update) => window.Plotly.relayout(el, update);
 
-/** Axis labels "t:token" for a row of token ids. */
+/** Axis labels "t:token" for a row of token ids (escaped for Plotly). */
 export const positionLabels = (ids, text, max = 8) =>
-  ids.map((id, t) => `${t}:${tokenLabel(text(id), max)}`);
+  ids.map((id, t) => `${t}:${plotLabel(text(id), max)}`);
 
 /**
  * A grid heatmap: rows are layers (or blocks), bottom to top; columns are positions (or heads).

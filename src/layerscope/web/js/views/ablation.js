@@ -4,7 +4,7 @@
 // the clean run the store keeps as its reference) and, per layer and token, how the probability
 // of the clean run's next token changed.
 
-import { escapeHTML, pct, tokenLabel } from "../core/format.js";
+import { escapeHTML, pct, plotLabel, tokenLabel } from "../core/format.js";
 import { drawGrid, positionLabels } from "../core/plot.js";
 import { View } from "../core/view.js";
 
@@ -307,7 +307,7 @@ class AblationView extends View {
         const pa = probOf(ablated, l, t, want);
         const d = pa === null ? null : pa - pc;
         zr.push(d);
-        hr.push(`<b>layer ${l}</b> · position ${t} → ${escapeHTML(tokenLabel(ctx.text(want)))}` +
+        hr.push(`<b>layer ${l}</b> · position ${t} → ${plotLabel(ctx.text(want))}` +
           `<br>clean ${pct(pc)} · ablated ${pa === null ? `below top-${ablated.k}` : pct(pa)}` +
           (d === null ? "" : `<br>change ${signed(d)}`));
       }

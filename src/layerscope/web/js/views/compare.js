@@ -4,7 +4,7 @@
 // The two traces live in this view (the frame carries their lens tops; the server keeps them by
 // id for the attention requests), not in the page's store: the trace on screen stays as it was.
 
-import { pct, tokenHTML, tokenLabel } from "../core/format.js";
+import { pct, plotLabel, tokenHTML, tokenLabel } from "../core/format.js";
 import { draw, layout, positionLabels, relayout } from "../core/plot.js";
 import { View } from "../core/view.js";
 
@@ -202,8 +202,8 @@ class CompareView extends View {
   #drawCosines(f) {
     const text = this.ctx.text;
     const layers = f.cos_last.map((_, l) => l);
-    const pa = tokenLabel(text(f.ids_a[f.position_a]), 12);
-    const pb = tokenLabel(text(f.ids_b[f.position_b]), 12);
+    const pa = plotLabel(text(f.ids_a[f.position_a]), 12);
+    const pb = plotLabel(text(f.ids_b[f.position_b]), 12);
     const line = (y, name, color, dash) => ({ type: "scatter", mode: "lines+markers", x: layers,
       y, name, line: { color, width: 2, dash }, marker: { size: 5 },
       hovertemplate: `${name}<br>layer %{x}: cosine %{y:.3f}<extra></extra>` });

@@ -2,7 +2,7 @@
 // token, one block's attention or MLP output at a token, or one head's output at every token) into
 // the corrupted run and see how much of the clean answer comes back; a click opens that run.
 
-import { pct, tokenLabel } from "../core/format.js";
+import { pct, plotLabel } from "../core/format.js";
 import { cellPatch, drawRestored, positionAxis, summaryHTML } from "../core/patching.js";
 import { View } from "../core/view.js";
 
@@ -95,7 +95,7 @@ class ComponentPatchingView extends View {
   }
 
   #draw(f, ctx) {
-    const text = ctx.text, tok = (id) => tokenLabel(text(id));
+    const text = ctx.text, tok = (id) => plotLabel(text(id));
     const summary = this.$("#cp-summary");
     summary.innerHTML = summaryHTML(f, text);
     summary.hidden = false;

@@ -2,7 +2,7 @@
 // norm, its direct push on the answer, its role scores) or its MLP (the neurons that fire most for
 // the selected token, what each one promotes and suppresses, and its push on the answer).
 
-import { escapeHTML, tokenLabel } from "../core/format.js";
+import { escapeHTML, plotText, tokenLabel } from "../core/format.js";
 import { draw, layout, positionLabels } from "../core/plot.js";
 import { retrace } from "../core/python.js";
 import { View } from "../core/view.js";
@@ -89,8 +89,8 @@ class ComponentsView extends View {
 
   #title(f, ctx, what) {
     const tok = tokenLabel(ctx.text(ctx.trace.ids[f.position]));
-    return { text: `Block ${f.block} ${what} at position ${f.position} (${escapeHTML(tok)}); ` +
-      `answer <b>${escapeHTML(tokenLabel(ctx.text(f.target_id), 16))}</b>`,
+    return { text: `Block ${f.block} ${what} at position ${f.position} (${plotText(tok)}); ` +
+      `answer <b>${plotText(tokenLabel(ctx.text(f.target_id), 16))}</b>`,
     font: { size: 13 }, x: 0, xanchor: "left" };
   }
 

@@ -2,7 +2,7 @@
 // every stage (the stream's norm, each addition's norm, its cosine with the stream, its direct push
 // on the answer's logit, and the lens read after it). Clicking a stage opens it in Components.
 
-import { escapeHTML, pct, tokenLabel } from "../core/format.js";
+import { escapeHTML, pct, plotText, tokenLabel } from "../core/format.js";
 import { draw, layout } from "../core/plot.js";
 import { retrace } from "../core/python.js";
 import { View } from "../core/view.js";
@@ -91,7 +91,7 @@ class DataFlowView extends View {
         hovertemplate: "%{x}: %{y:+.3f} logits<extra></extra>" },
     ], layout({
       height: 330, margin: { t: 34, b: 64, r: 50 },
-      title: { text: `<b>${escapeHTML(target)}</b> at position ${escapeHTML(where)}: lens ` +
+      title: { text: `<b>${plotText(target)}</b> at position ${plotText(where)}: lens ` +
         "probability and each sub-layer's push", font: { size: 13 }, x: 0, xanchor: "left" },
       xaxis: { type: "category", tickangle: -50, tickfont: { size: 9 }, anchor: "y2",
         nticks: Math.min(f.stops.length, 32) },

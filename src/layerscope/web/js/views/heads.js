@@ -1,7 +1,7 @@
 // Per-head lens: blocks × heads, each head's direct contribution to the logit of the final
 // prediction at the selected position.
 
-import { tokenLabel } from "../core/format.js";
+import { plotLabel } from "../core/format.js";
 import { drawGrid } from "../core/plot.js";
 import { retrace } from "../core/python.js";
 import { View } from "../core/view.js";
@@ -41,17 +41,17 @@ class HeadsView extends View {
     const trace = ctx.trace;
     if (!trace.complete) return this.note("The heads appear once the trace has finished.");
     const pos = positions[0] ?? trace.nPrompt - 1;
-    const where = `${pos} (${tokenLabel(ctx.text(trace.ids[pos]))})`;
+    const where = `${pos} (${plotLabel(ctx.text(trace.ids[pos]))})`;
     this.load(ctx, { type: "heads", trace_id: trace.traceId, position: pos },
       "Computing head contributions…", (f) => this.#draw(f, ctx.text, where));
   }
 
   #draw(f, text, where) {
-    const target = tokenLabel(text(f.target_id), 20);
+    const target = plotLabel(text(f.target_id), 20);
     let absMax = 0;
     for (const row of f.contrib) for (const v of row) absMax = Math.max(absMax, Math.abs(v));
     const hover = f.contrib.map((row, b) => row.map((v, h) => {
-      const pushes = f.top_ids[b][h].map((id) => tokenLabel(text(id), 14)).join("  ");
+      const pushes = f.top_ids[b][h].map((id) => plotLabel(text(id), 14)).join("  ");
       return `<b>block ${b} · head ${h}</b><br>${v >= 0 ? "+" : ""}${v.toFixed(3)} logits to ` +
         `${target}<br>pushes up: ${pushes}`;
     }));

@@ -1,7 +1,7 @@
 // Heatmap: layers × positions coloured by one lens statistic, each cell's top token written in it.
 // The statistics to colour by are the per-position ones the trace carries (from hello).
 
-import { RAMP_SCALE, pct, tokenLabel } from "../core/format.js";
+import { RAMP_SCALE, pct, plotLabel } from "../core/format.js";
 import {
   columnShapes, drawGrid, onCellClick, positionLabels, relayout, rowBox,
 } from "../core/plot.js";
@@ -107,12 +107,12 @@ class HeatmapView extends View {
       for (let t = 0; t < T; t++) {
         const v = trace.at(stat.name, l, t);
         zr.push(sc.z(v));
-        cr.push(wide ? tokenLabel(text(trace.top(l, t)), 6) : "");
+        cr.push(wide ? plotLabel(text(trace.top(l, t)), 6) : "");
         const tops = [];
         for (let i = 0; i < Math.min(5, trace.k); i++) {
-          tops.push(`${tokenLabel(text(trace.top(l, t, i)), 18)}  ${pct(trace.topP(l, t, i))}`);
+          tops.push(`${plotLabel(text(trace.top(l, t, i)), 18)}  ${pct(trace.topP(l, t, i))}`);
         }
-        hr.push(`<b>layer ${l}</b> · position ${t} ${tokenLabel(text(trace.ids[t]))}<br>` +
+        hr.push(`<b>layer ${l}</b> · position ${t} ${plotLabel(text(trace.ids[t]))}<br>` +
           `${statLabel(stat)}: ${fmt(stat, v)}<br>—<br>${tops.join("<br>")}`);
       }
       z.push(zr); cells.push(cr); hover.push(hr);

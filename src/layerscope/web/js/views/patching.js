@@ -1,7 +1,7 @@
 // Patching: how much of the clean answer comes back when one (layer, position) of the corrupted
 // run is copied from the clean run; a click opens that patched run in the scrubber.
 
-import { pct, tokenLabel } from "../core/format.js";
+import { pct, plotLabel } from "../core/format.js";
 import { sweepCellPatch } from "../core/interventions.js";
 import { drawRestored, positionAxis, summaryHTML } from "../core/patching.js";
 import { View } from "../core/view.js";
@@ -46,7 +46,7 @@ class PatchingView extends View {
   }
 
   #draw(f, ctx) {
-    const text = ctx.text, tok = (id) => tokenLabel(text(id));
+    const text = ctx.text, tok = (id) => plotLabel(text(id));
     const summary = this.$(".patch-summary");
     summary.innerHTML = summaryHTML(f, text);
     summary.hidden = false;

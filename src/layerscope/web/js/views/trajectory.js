@@ -1,7 +1,7 @@
 // Residual trajectory: the selected positions' residual vectors through the layers, projected to
 // 2-D by PCA, with markers at the scrubber's layer.
 
-import { tokenLabel } from "../core/format.js";
+import { plotLabel } from "../core/format.js";
 import { draw, layout, restyle } from "../core/plot.js";
 import { retrace } from "../core/python.js";
 import { View } from "../core/view.js";
@@ -67,7 +67,7 @@ class TrajectoryView extends View {
     this.frame = f;
     this.layer = ctx.layer;
     const data = f.positions.map((pos, j) => {
-      const name = `${pos}:${tokenLabel(ctx.text(ids[pos]), 12)}`;
+      const name = `${pos}:${plotLabel(ctx.text(ids[pos]), 12)}`;
       const color = COLORS[j % COLORS.length];
       return {
         type: "scatter", mode: "lines+markers", name,
