@@ -77,10 +77,13 @@ class Lens:
         return sum(a.nbytes for a in self._arrays.values())
 
 
-def layer_logits(model: LensModel, resid: torch.Tensor, layer: int) -> torch.Tensor:
-    """Full lens logits [T, V] (float32) of one layer, softcap included."""
+def layer_logits(
+    model: LensModel, resid: torch.Tensor, layer: int, positions: slice = slice(None)
+) -> torch.Tensor:
+    """Full lens logits [T, V] (float32) of one layer, softcap included (only ``positions``'
+    rows if given: one cell costs one row, not the whole layer)."""
     with torch.inference_mode():
-        return model.unembed(model.final_norm(resid[layer])).float()
+        return model.unembed(model.final_norm(resid[layer, positions])).float()
 
 
 class _Unembedder:

@@ -83,15 +83,17 @@ class Trace:
     def cell_top(self, layer: int, position: int, k: int) -> tuple[list[int], np.ndarray]:
         """The ``k`` most likely tokens of one cell's full lens readout: (ids, probabilities)."""
         self.check_cell(layer, position)
-        probs = torch.softmax(self.layer_logits(layer)[position].float(), dim=-1)
+        probs = torch.softmax(self.layer_logits(layer, position)[0], dim=-1)
         top = torch.topk(probs, k=min(k, probs.shape[0]))
         return top.indices.tolist(), top.values.cpu().numpy()
 
-    def layer_logits(self, layer: int) -> torch.Tensor:
-        """Full lens logits [T, V] of one layer (needs the capture and the model)."""
+    def layer_logits(self, layer: int, position: int | None = None) -> torch.Tensor:
+        """Full lens logits [T, V] of one layer, or [1, V] of one ``position`` (needs the
+        capture and the model)."""
         if self.capture is None or self.model is None:
             raise ValueError("this trace kept no activations; trace again with keep_capture=True")
-        return layer_logits(self.model, self.capture.resid, layer)
+        rows = slice(None) if position is None else slice(position, position + 1)
+        return layer_logits(self.model, self.capture.resid, layer, rows)
 
     @property
     def attention(self) -> tuple[torch.Tensor, ...]:
