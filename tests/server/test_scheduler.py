@@ -243,3 +243,41 @@ def test_close_cancels_waiting_jobs_finishes_the_running_one_and_refuses_new_one
         return order
 
     assert asyncio.run(main()) == ["run"]
+
+
+def test_a_long_job_shares_the_worker_with_other_clients_between_its_steps():
+    async def main():
+        worker = ModelWorker()
+        order: list[str] = []
+        others_waiting = threading.Event()
+
+        def chat_answer():  # e.g. the chat writing token by token
+            others_waiting.wait(5)
+            for i in range(3):
+                order.append(f"token{i}")
+                worker.share()
+            return "answer"
+
+        long = asyncio.ensure_future(worker.run(chat_answer, client="a"))
+        await started(worker)
+        jobs = [
+            asyncio.ensure_future(worker.run(record(order, "a-next"), client="a")),
+            asyncio.ensure_future(worker.run(record(order, "b1"), client="b")),
+            asyncio.ensure_future(worker.run(record(order, "b2"), client="b")),
+            asyncio.ensure_future(worker.run(record(order, "c1"), client="c")),
+            asyncio.ensure_future(
+                worker.run(record(order, "switch"), client="d", type_="switch_model")
+            ),
+        ]
+        await asyncio.sleep(0.02)
+        others_waiting.set()
+        assert await long == "answer"
+        await asyncio.gather(*jobs)
+        worker.close()
+        return order
+
+    order = asyncio.run(main())
+    # b and c run between the answer's tokens, one job each per step; the asker's own next job
+    # and a model switch wait for the answer to finish
+    assert order[:6] == ["token0", "b1", "c1", "token1", "b2", "token2"]
+    assert sorted(order[6:]) == ["a-next", "switch"]

@@ -34,6 +34,10 @@ class Cancelled(Exception):
     """Raised inside a job when its client has gone (or the server is shutting down)."""
 
 
+#: request types never run inside another job's :meth:`ModelWorker.share` (they change the model)
+NOT_SHARED = frozenset({"switch_model"})
+
+
 class ShuttingDown(Exception):
     """The server is stopping: queued jobs are cancelled and new ones refused."""
 
@@ -83,6 +87,7 @@ class ModelWorker:
         self._current: Job | None = None
         self._current_gone: threading.Event | None = None  # the running job's client has gone
         self._depth = 0  # >1 while an interactive job runs at a checkpoint
+        self._sharing = False  # a long job is running others' jobs (share)
         self._closing = False
         self.completed = 0  # jobs finished (any outcome): the load test watches it move on
         self._thread = threading.Thread(target=self._loop, name="layerscope-model", daemon=True)
@@ -170,6 +175,34 @@ class ModelWorker:
                 self._execute(job)
             finally:
                 self._depth -= 1
+
+    def share(self) -> None:
+        """Called by a long job at a point where it holds no hooks on the model and no state
+        another job could disturb (between the tokens of a chat answer): runs the next waiting
+        job of every *other* client, then returns, so one long answer does not hold up everyone
+        else's traces. Also a :meth:`checkpoint`. A no-op anywhere else."""
+        self.checkpoint()
+        outer, outer_gone = self._current, self._current_gone
+        if outer is None or self._sharing or threading.current_thread() is not self._thread:
+            return
+        picks: list[Job] = []
+        with self._cond:
+            for client in list(self._queues):
+                q = self._queues[client]
+                if client == outer.client or not q or q[0].type in NOT_SHARED:
+                    continue
+                picks.append(q.popleft())
+                self._queued -= 1
+                self._queues.move_to_end(client)
+                if not q:
+                    del self._queues[client]
+        self._sharing = True
+        try:
+            for job in picks:
+                self._execute(job)
+        finally:
+            self._sharing = False
+            self._current, self._current_gone = outer, outer_gone
 
     # ------------------------------------------------------------------ the thread
     def _next(self) -> list[Job] | None:

@@ -111,6 +111,7 @@ def ask(ctx: RequestContext, msg: AskRequest) -> AskDoneFrame:
             ctx.emit(AskSourcesFrame(req=msg.req, sources=event.sources))
         elif isinstance(event, Delta):
             ctx.emit(AskDeltaFrame(req=msg.req, text=event.text, replace=event.replace))
+            ctx.server.worker.share()  # between tokens: other clients' waiting jobs run now
         elif isinstance(event, Done):
             return AskDoneFrame(
                 req=msg.req,
