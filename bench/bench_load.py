@@ -71,7 +71,7 @@ from load_clients import (  # noqa: E402
     overlapping,
 )
 
-TYPES = ("trace", "heads", "cell", "pca", "effect", "ask")
+TYPES = ("trace", "heads", "heads_tokens", "cell", "pca", "effect", "ask")
 CONFIG_KEYS = ("clients", "sessions_per_client", "max_seconds", "model", "device", "shaped",
                "ask", "quick", "seed")  # fmt: skip
 

@@ -40,7 +40,9 @@ QUESTIONS = (
     "What does the residual stream carry?",
     "What is KL divergence in the lens?",
 )
-INTERACTIVE = ("cell", "heads", "pca")  # answered from stored results, never behind a whole trace
+#: answered from stored results, never behind a whole trace; "heads" is the grid the page draws
+#: first (k=0: contributions only), "heads_tokens" the hover's top tokens it asks for next (k=5)
+INTERACTIVE = ("cell", "heads", "pca")
 MODEL_JOBS = ("trace", "effect", "ask")  # run the model
 
 
@@ -123,15 +125,16 @@ class Client:
                 if await self.session(deadline):
                     self.shared.sessions_done += 1
 
-    async def request(self, type_: str, **fields: Any) -> dict:
+    async def request(self, type_: str, label: str | None = None, **fields: Any) -> dict:
         """Send one request and read frames until its terminal frame; returns that frame.
 
-        Records the request (even when it fails); frames that answer other requests are counted
-        as violations. Raises :class:`RequestFailed` on an error frame, a timeout or a close."""
+        Records the request (under ``label``, default its type), even when it fails; frames that
+        answer other requests are counted as violations. Raises :class:`RequestFailed` on an
+        error frame, a timeout or a close."""
         req = self.next_req
         self.next_req += 1
         terminal = {"error", *self.hello["requests"][type_]["terminal"]}
-        rec = Record(type_, self.index, time.perf_counter(), 0.0, "ok")
+        rec = Record(label or type_, self.index, time.perf_counter(), 0.0, "ok")
         self.shared.records.append(rec)
         stop = min(rec.t0 + self.timeout, self.hard_stop)
         frame: dict[str, Any] = {}
@@ -205,10 +208,10 @@ class Client:
             if owner != self.index:
                 self.shared.violations["trace_id_collision"] += 1
             n = len(tokens)
-            steps: list[tuple[str, dict]] = [
-                ("heads", {"position": n_prompt - 1}),
-                ("heads", {"position": rng.randrange(n)}),
-            ]
+            steps: list[tuple[str, dict]] = []
+            for position in (n_prompt - 1, rng.randrange(n)):  # as the page: grid, then hover
+                steps += [("heads", {"position": position, "k": 0})]
+                steps += [("heads_tokens", {"position": position, "k": 5})]
             for _ in range(3):
                 layer = rng.randrange(model["n_lens_layers"])
                 steps.append(("cell", {"layer": layer, "position": rng.randrange(n)}))
@@ -217,7 +220,8 @@ class Client:
                 if time.perf_counter() >= deadline:
                     return False
                 await self.think()
-                frame = await self.request(type_, trace_id=tid, **fields)
+                kind = "heads" if type_ == "heads_tokens" else type_
+                frame = await self.request(kind, label=type_, trace_id=tid, **fields)
                 self._check_answer(frame, tid, fields)
             if time.perf_counter() >= deadline:
                 return False

@@ -33,6 +33,11 @@ def test_heads(ws, tiny):
     )
     assert len(f["contrib"]) == tiny.info.n_blocks and len(f["contrib"][0]) == tiny.info.n_heads
     assert len(f["top_ids"][0][0]) == 3
+    quick = ask(
+        ws, {"type": "heads", "req": 3, "trace_id": done["trace_id"], "position": T - 1, "k": 0}
+    )
+    assert quick["contrib"] == f["contrib"]  # the same contributions, no top tokens
+    assert all(ids == [] for row in quick["top_ids"] for ids in row)
 
 
 def test_cell(ws):

@@ -82,7 +82,8 @@ def head_logit_lens(
 
     ``resid`` is the captured residual [L+1, T, d]; ``head_out`` the per-head outputs
     [L, T, H, d_head] before W_O. The contribution of head h in layer l is
-    ``W_U[target] · frozen_norm(W_O[:, h] z_{l,h})``.
+    ``W_U[target] · frozen_norm(W_O[:, h] z_{l,h})``. ``top_ids`` holds the ``k`` tokens each
+    head's output pushes up most (``k=0``: none, and the answer costs a fraction).
     """
     n_blocks, n_pos, n_heads, d_head = head_out.shape
     if not 0 <= position < n_pos:
@@ -100,8 +101,11 @@ def head_logit_lens(
     read = frozen(torch.stack(outs))  # [L, H, d]
     w_u = model.unembed_weight.to(dev).float()
     contrib = read @ w_u[target_id]
-    head_logits = read.reshape(-1, read.shape[-1]) @ w_u.T  # [L*H, V]
-    top = torch.topk(head_logits, k=min(k, w_u.shape[0]), dim=-1).indices
+    if k == 0:  # contributions only: skips the [L*H, V] product, the costly part
+        top = torch.empty((n_blocks * n_heads, 0), dtype=torch.int64)
+    else:
+        head_logits = read.reshape(-1, read.shape[-1]) @ w_u.T  # [L*H, V]
+        top = torch.topk(head_logits, k=min(k, w_u.shape[0]), dim=-1).indices
     return HeadLens(
         position=position,
         target_id=int(target_id),

@@ -42,8 +42,12 @@ class HeadsView extends View {
     if (!trace.complete) return this.note("The heads appear once the trace has finished.");
     const pos = positions[0] ?? trace.nPrompt - 1;
     const where = `${pos} (${plotLabel(ctx.text(trace.ids[pos]))})`;
-    this.load(ctx, { type: "heads", trace_id: trace.traceId, position: pos },
-      "Computing head contributions…", (f) => this.#draw(f, ctx.text, where));
+    const msg = { type: "heads", trace_id: trace.traceId, position: pos };
+    // the grid first (k 0: contributions only, quick), then each head's top tokens for the hover
+    this.load(ctx, { ...msg, k: 0 }, "Computing head contributions…", (f) => {
+      this.#draw(f, ctx.text, where);
+      this.load(ctx, msg, "", (g) => this.#draw(g, ctx.text, where));
+    });
   }
 
   #draw(f, text, where) {
@@ -51,7 +55,7 @@ class HeadsView extends View {
     let absMax = 0;
     for (const row of f.contrib) for (const v of row) absMax = Math.max(absMax, Math.abs(v));
     const hover = f.contrib.map((row, b) => row.map((v, h) => {
-      const pushes = f.top_ids[b][h].map((id) => plotLabel(text(id), 14)).join("  ");
+      const pushes = f.top_ids[b][h].map((id) => plotLabel(text(id), 14)).join("  ") || "…";
       return `<b>block ${b} · head ${h}</b><br>${v >= 0 ? "+" : ""}${v.toFixed(3)} logits to ` +
         `${target}<br>pushes up: ${pushes}`;
     }));
