@@ -204,3 +204,17 @@ def test_serve_refuses_a_bad_origin_before_loading_anything(capsys, monkeypatch,
     monkeypatch.setattr(layerscope.server, "serve", lambda *a, **k: pytest.fail("served"))
     code, out, err = run(capsys, "serve", "--allow-origin", origin)
     assert code == 2 and "--allow-origin" in err and "Traceback" not in err and out == ""
+
+
+def test_serve_passes_its_limits_and_refuses_bad_ones(capsys, monkeypatch):
+    import layerscope.server
+    from layerscope.server.limits import Limits
+
+    seen = {}
+    monkeypatch.setattr(layerscope.server, "serve", lambda *a, **k: seen.update(k))
+    code, _, _ = run(capsys, "serve", "--limit", "client_pending=4", "--limit", "client_rate=2.5")
+    assert code == 0
+    assert seen["limits"] == Limits(client_pending=4, client_rate=2.5)
+    monkeypatch.setattr(layerscope.server, "serve", lambda *a, **k: pytest.fail("served"))
+    code, out, err = run(capsys, "serve", "--limit", "queue=3")
+    assert code == 2 and "--limit" in err and "client_pending" in err and out == ""

@@ -112,6 +112,14 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the server's logs (a line per request, with its id) as JSON lines on stderr",
     )
+    serve.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one of the server's limits (repeatable), e.g. client_pending=32 or "
+        "client_rate=50; the names and defaults are in the README's Serving section",
+    )
     return parser
 
 
@@ -256,6 +264,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         os.environ["LAYERSCOPE_CHAT_URL"] = args.chat_endpoint
     if args.chat_model:
         os.environ["LAYERSCOPE_CHAT_MODEL"] = args.chat_model
+    from layerscope.server.limits import Limits
     from layerscope.server.security import normalize_origin
 
     for origin in args.allow_origin:  # a bad one is an input error before the model loads
@@ -263,6 +272,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             normalize_origin(origin)
         except ValueError as exc:
             raise InputError(f"--allow-origin: {exc}") from None
+    try:
+        limits = Limits.parse(args.limit)
+    except ValueError as exc:
+        raise InputError(f"--limit {exc}") from None
     serve(
         args.model,
         host=args.host,
@@ -270,6 +283,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         allow_hosts=args.allow_host,
         allow_origins=args.allow_origin,
         log_json=args.log_json,
+        limits=limits,
     )
     return 0
 

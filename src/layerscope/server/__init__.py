@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from layerscope.models.base import LensModel
+    from layerscope.server.limits import Limits
 
 
 def create_app(model: LensModel, **kwargs) -> FastAPI:
@@ -27,6 +28,7 @@ def serve(
     allow_hosts: Sequence[str] = (),
     allow_origins: Sequence[str] = (),
     log_json: bool = False,
+    limits: Limits | None = None,
 ) -> None:
     """Load ``model_name`` (None: the embedded default) and serve the explorer until interrupted.
 
@@ -34,6 +36,7 @@ def serve(
     only to pages from its own origins or ``allow_origins`` (``server/security.py``); bound
     anywhere but loopback it prints a warning first (there is no authentication). Its logs (a
     line per request, ``server/logs.py``) go to stderr, as JSON lines with ``log_json``.
+    ``limits`` bounds what it admits (``server/limits.py``).
     """
     import uvicorn
 
@@ -59,10 +62,21 @@ def serve(
 
         print("layerscope: compiling the fused lens kernel (seconds; cached on disk)", flush=True)
         fused.enable()
-    app = create_app(model, allowed_hosts=hosts, allowed_origins=origins)
+    from layerscope.server.limits import Limits
+
+    limits = limits or Limits()
+    app = create_app(model, allowed_hosts=hosts, allowed_origins=origins, limits=limits)
     if warning := exposure_warning(host, port, hosts, origins):
         print(warning, flush=True)
     shown = "localhost" if is_loopback(host) or is_wildcard(host) else host
     shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address in a URL
     print(f"layerscope: serving {model.info.name} at http://{shown}:{port}/", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        # a frame past this closes the socket (1009); past max_message_bytes, a bad_request
+        ws_max_size=max(4 * limits.max_message_bytes, 1 << 20),
+        timeout_graceful_shutdown=int(limits.shutdown_seconds) + 5,
+    )
