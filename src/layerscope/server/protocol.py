@@ -301,14 +301,15 @@ class Connection:
             stats=self.stats,
             request_id=rid,
         )
-        if rt.lane == "inline":
+        lane = rt.lane_of(msg)
+        if lane == "inline":
             return rt.handler(ctx, msg)
         job: Callable[[], Any] = lambda: rt.handler(ctx, msg)  # noqa: E731
         batched = Batched(rt.batching, ctx, msg) if rt.batching is not None else None
         return await self.server.worker.run(
             job,
             client=self.cid,
-            interactive=rt.lane == "interactive",
+            interactive=lane == "interactive",
             cancelled=self.closed,
             batched=batched,
             type_=msg.type,

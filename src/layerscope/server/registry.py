@@ -59,8 +59,12 @@ class RequestType:
     frames: tuple[type[BaseModel], ...]  # every frame that may answer it, terminal ones last
     terminal: tuple[type[BaseModel], ...]
     handler: Handler  # returns the terminal frame; streamed frames go through ctx.emit
-    lane: Lane = "model"
+    lane: Lane | Callable[[Any], Lane] = "model"  # or chosen per message
     batching: Batching | None = None
+
+    def lane_of(self, msg: Any) -> Lane:
+        """The lane ``msg`` runs in."""
+        return self.lane(msg) if callable(self.lane) else self.lane
 
     @property
     def type(self) -> str:
@@ -101,12 +105,13 @@ class Registry:
         *,
         answers: type[BaseModel],
         streams: Iterable[type[BaseModel]] = (),
-        lane: Lane = "model",
+        lane: Lane | Callable[[Any], Lane] = "model",
         batching: Batching | None = None,
     ) -> Callable[[Handler], Handler]:
         """Decorator registering a handler for ``schema``: it may emit ``streams`` frames, then
         returns the ``answers`` frame that ends the request. ``lane`` says where it runs (see
-        :data:`Lane`); ``batching`` lets jobs that wait together run as one batch."""
+        :data:`Lane`; a function of the message to choose per request); ``batching`` lets jobs
+        that wait together run as one batch."""
 
         def register(handler: Handler) -> Handler:
             rt = RequestType(schema, (*streams, answers), (answers,), handler, lane, batching)

@@ -10,7 +10,7 @@ from pydantic import Field
 from layerscope.engine.analyses.heads import head_logit_lens
 from layerscope.server.context import RequestContext
 from layerscope.server.frames import rounded
-from layerscope.server.registry import request
+from layerscope.server.registry import Lane, request
 from layerscope.server.schemas import Frame, Request, Vocab
 
 
@@ -38,7 +38,13 @@ class HeadsFrame(Frame):
     vocab: Vocab
 
 
-@request(HeadsRequest, answers=HeadsFrame, lane="interactive")
+def _lane(msg: HeadsRequest) -> Lane:
+    """The contributions alone are a quick read; each head's top tokens are an [L*H, V] product,
+    too long to run between another job's blocks."""
+    return "interactive" if msg.k == 0 else "model"
+
+
+@request(HeadsRequest, answers=HeadsFrame, lane=_lane)
 def heads(ctx: RequestContext, msg: HeadsRequest) -> HeadsFrame:
     trace = ctx.stored_trace(msg.trace_id)
     target = trace.answer_id(msg.position, msg.target_id)
