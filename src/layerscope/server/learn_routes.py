@@ -13,8 +13,10 @@ from fastapi import APIRouter, HTTPException
 
 from layerscope.learn import kb
 from layerscope.learn.index import shared_index
+from layerscope.server.routes import PlainErrorsRoute
+from layerscope.server.schemas import error_responses
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", route_class=PlainErrorsRoute)
 
 
 @router.get("/docs")
@@ -24,7 +26,7 @@ async def docs() -> list[dict[str, str]]:
     return [{"slug": d.slug, "title": d.title} for d in kb.load_docs()]
 
 
-@router.get("/docs/{slug}")
+@router.get("/docs/{slug}", responses=error_responses(404))
 async def doc(slug: str) -> dict[str, Any]:
     """One document: its slug, title, markdown and headings (level, text, anchor)."""
     found = {d.slug: d for d in kb.load_docs()}.get(slug)
@@ -47,7 +49,7 @@ async def glossary() -> dict[str, Any]:
     return kb.load_json("glossary.json") or {"terms": []}
 
 
-@router.get("/tours")
+@router.get("/tours", responses=error_responses(404))
 async def tours() -> Any:
     """The guided tours, as ``tours.json`` has them (404 if there is none)."""
     data = kb.load_json("tours.json")

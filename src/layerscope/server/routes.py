@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
 from layerscope.engine.interventions import bind
 from layerscope.engine.trace import Trace
@@ -17,7 +21,43 @@ from layerscope.server.handlers.trace import TraceRequest, request_ids, trace_re
 from layerscope.server.store import UnknownIdError
 from layerscope.server.worker import BusyError
 
-router = APIRouter(prefix="/api")
+
+class PlainErrorsRoute(APIRoute):
+    """A route whose 422 answer names each invalid field and why, without echoing the input.
+
+    FastAPI's own 422 body quotes what was sent; a JSON body may hold ``NaN``, ``Infinity`` or a
+    lone surrogate (``"\\ud800"``) that Python's reader accepts and no JSON writer can send
+    back, which turned a bad request into a 500."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return JSONResponse({"detail": plain_errors(exc.errors())}, status_code=422)
+
+        return run
+
+
+def plain_errors(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors as FastAPI lists them, less ``input`` and ``ctx``, always valid UTF-8."""
+
+    def text(x: object) -> str:
+        return str(x).encode("utf-8", "replace").decode("utf-8")
+
+    return [
+        {
+            "type": text(e.get("type", "")),
+            "loc": [p if isinstance(p, int) else text(p) for p in e.get("loc", ())],
+            "msg": text(e.get("msg", "")),
+        }
+        for e in errors
+    ]
+
+
+router = APIRouter(prefix="/api", route_class=PlainErrorsRoute)
 REST_SESSION = "rest-api"
 
 
@@ -56,7 +96,7 @@ class TraceBody(TraceRequest):
     """A trace request over REST (``type`` and ``req`` may be left out)."""
 
 
-@router.post("/trace")
+@router.post("/trace", responses=S.error_responses(400, 503))
 async def trace(body: TraceBody, request: Request) -> dict[str, Any]:
     """Run a trace and return it whole (the ``Trace.to_dict`` schema plus ``trace_id``)."""
     ctx = _ctx(request)
@@ -75,7 +115,7 @@ async def trace(body: TraceBody, request: Request) -> dict[str, Any]:
     return {"trace_id": trace_id, **result.to_dict()}
 
 
-@router.get("/traces/{trace_id}")
+@router.get("/traces/{trace_id}", responses=S.error_responses(404))
 async def get_trace(trace_id: str, request: Request) -> dict[str, Any]:
     """A stored trace (from the WebSocket or REST) as JSON."""
     try:

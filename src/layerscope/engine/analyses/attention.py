@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from layerscope.errors import InputError
 from layerscope.models.base import LensModel
 
 #: score names of :func:`head_stats`, in display order
@@ -99,6 +100,8 @@ def probe_ids(model: LensModel, n_tokens: int = 50, seed: int = 0) -> list[int]:
 
     lm = lens_model_of(model)
     tok = lm.tokenizer
+    if not -(2**63) <= seed < 2**64:  # what torch.Generator takes
+        raise InputError(f"seed {seed} is out of range (a 64-bit integer)")
     special = set(tok.stop_ids) | ({tok.bos_id} if tok.bos_id is not None else set())
     gen = torch.Generator().manual_seed(seed)
     chosen: list[int] = []
@@ -117,6 +120,11 @@ def induction_probe(model: LensModel, n_tokens: int = 50, seed: int = 0) -> Indu
 
     lm = lens_model_of(model)
     ids = probe_ids(lm, n_tokens, seed)
+    if len(ids) > lm.info.context_length:  # learned position tables end there (an IndexError)
+        raise InputError(
+            f"{n_tokens} probe tokens twice ({len(ids)} tokens) exceed the model's context of "
+            f"{lm.info.context_length} tokens"
+        )
     cap = capture(lm, ids, attention=True)
     assert cap.attn is not None
     stats = head_stats(cap.attn, ids)

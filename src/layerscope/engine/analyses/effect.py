@@ -97,6 +97,10 @@ def effect(
     ids = list(ids)
     if not ids:
         raise InputError("no token ids given")
+    if len(ids) > (limit := model.info.context_length):
+        raise InputError(
+            f"the prompt ({len(ids)} tokens) is longer than the model's context ({limit} tokens)"
+        )
     bound = bind(model, interventions)  # validates before anything runs
     clean = last_logprobs(model, ids)
     new = last_logprobs(model, ids, bound)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from layerscope.errors import InputError
@@ -9,8 +11,8 @@ from layerscope.errors import InputError
 
 def make_sampler(temperature: float, top_k: int | None, seed: int, device: torch.device):
     """A function logits [V] -> next id. Same seed and logits → same choices."""
-    if temperature < 0:
-        raise InputError("temperature must be >= 0")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise InputError(f"temperature must be a number >= 0, not {temperature}")
     if top_k is not None and top_k < 1:
         raise InputError("top-k must be >= 1")
     if temperature == 0:
@@ -18,13 +20,19 @@ def make_sampler(temperature: float, top_k: int | None, seed: int, device: torch
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
 
+    def scaled(logits: torch.Tensor) -> torch.Tensor:
+        z = logits / temperature
+        if bool((torch.isnan(z) | torch.isposinf(z)).any()):
+            # a temperature so small that logits / T overflows (or is 0 in float32): sampling's
+            # limit there is the most likely token
+            return torch.nn.functional.one_hot(logits.argmax(), logits.shape[-1]).float()
+        return torch.softmax(z, dim=-1)
+
     def sample(logits: torch.Tensor) -> int:
         logits = logits.float()
         if top_k is not None and top_k < logits.shape[-1]:
             vals, idx = torch.topk(logits, top_k)
-            probs = torch.softmax(vals / temperature, dim=-1)
-            return int(idx[torch.multinomial(probs, 1, generator=generator)])
-        probs = torch.softmax(logits / temperature, dim=-1)
-        return int(torch.multinomial(probs, 1, generator=generator))
+            return int(idx[torch.multinomial(scaled(vals), 1, generator=generator)])
+        return int(torch.multinomial(scaled(logits), 1, generator=generator))
 
     return sample

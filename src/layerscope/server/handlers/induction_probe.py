@@ -19,7 +19,7 @@ class InductionProbeRequest(Request):
 
     type: Literal["induction_probe"] = "induction_probe"
     n_tokens: int = Field(50, ge=4, le=256)
-    seed: int = 0
+    seed: int = Field(0, ge=-(2**31), le=2**31 - 1)  # the page sends a 32-bit int
 
 
 class HeadScore(BaseModel):

@@ -34,9 +34,7 @@ class SublayerLensFrame(Frame):
     labels: list[str]
 
 
-@request(
-    SublayerLensRequest, answers=SublayerLensFrame, streams=(LayerFrame,), lane="interactive"
-)
+@request(SublayerLensRequest, answers=SublayerLensFrame, streams=(LayerFrame,), lane="interactive")
 def sublayer_lens(ctx: RequestContext, msg: SublayerLensRequest) -> SublayerLensFrame:
     trace = ctx.stored_trace(msg.trace_id)
     lens = compute_sublayer_lens(ctx.model, trace.capture, k=msg.k)
