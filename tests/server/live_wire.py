@@ -7,8 +7,6 @@ forever: here a server that never answers fails the test (``TimeoutError``) inst
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,6 +16,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from layerscope.server.handlers import REGISTRY
 from layerscope.server.registry import Registry
+from server.server_helpers import Serving
 
 #: seconds one answer may take on the tiny model (a busy CI machine included)
 ANSWER_TIMEOUT = 30.0
@@ -26,27 +25,8 @@ ANSWER_TIMEOUT = 30.0
 @contextmanager
 def live_server(app: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port for the block; yields ``host:port``."""
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws_ping_interval=None
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with Serving(app, ws_ping_interval=None) as live:
+        yield live.address
 
 
 class Wire:
