@@ -32,17 +32,22 @@ Lane = Literal["model", "interactive", "inline"]
 """
 
 
+Finish = Callable[[int, "BaseModel | BaseException"], None]
+"""Answers job i of a batch: its terminal frame, or the exception that ended it."""
+
+
 @dataclass(frozen=True)
 class Batching:
     """How jobs of one request type that wait together may run as one batch on the worker.
 
     ``key`` (on the worker thread) gives jobs that may share a batch equal keys, or ``None`` for a
-    job that must run alone; ``run`` answers each job of the batch, in order, with its terminal
-    frame or the exception it raised, exactly as one-at-a-time runs would.
+    job that must run alone; ``run(ctxs, msgs, finish)`` answers each job through ``finish(i,
+    frame_or_exception)`` as soon as that job is done, exactly as a one-at-a-time run would (a
+    job it leaves unanswered gets an error).
     """
 
     key: Callable[[RequestContext, Any], Any]
-    run: Callable[[list[RequestContext], list[Any]], list[BaseModel | BaseException]]
+    run: Callable[[list[RequestContext], list[Any], Finish], None]
     max_size: int = 8
 
 

@@ -300,15 +300,23 @@ class ModelWorker:
         assert b is not None
         ctxs = [j.batched.ctx for j in batch]  # type: ignore[union-attr]
         msgs = [j.batched.msg for j in batch]  # type: ignore[union-attr]
+        answered: set[int] = set()
+
+        def finish(i: int, result: Any) -> None:  # each job hears its answer when it is ready
+            if i not in answered:
+                answered.add(i)
+                self._finish(batch[i], not isinstance(result, BaseException), result)
+
         self._current = batch[0]  # a batch is cancelled job by job (its handler checks each)
+        error: BaseException = RuntimeError("the batch ended without answering this request")
         try:
-            results = self.around(lambda: b.batching.run(ctxs, msgs))
-        except BaseException as exc:  # the whole batch failed: each hears it
-            results = [exc] * len(batch)
+            self.around(lambda: b.batching.run(ctxs, msgs, finish))
+        except BaseException as exc:  # the batch failed: each job not yet answered hears it
+            error = exc
         finally:
             self._current = None
-        for job, result in zip(batch, results, strict=True):
-            self._finish(job, not isinstance(result, BaseException), result)
+        for i in range(len(batch)):
+            finish(i, error)
 
     def _finish(self, job: Job, ok: bool, value: Any) -> None:
         with self._cond:  # free the slot before anyone hears the answer

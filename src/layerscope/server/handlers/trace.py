@@ -7,7 +7,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, create_model, model_validator
 
+from layerscope.engine.batching import batch_is_exact, run_traces
 from layerscope.engine.interventions import Bound, Intervention, bind
+from layerscope.engine.lens import LayerCallback
 from layerscope.engine.statistics import STATISTICS
 from layerscope.engine.trace import (
     Trace,
@@ -16,10 +18,12 @@ from layerscope.engine.trace import (
     prompt_ids,
     run_trace,
 )
+from layerscope.errors import LayerscopeError
 from layerscope.models.base import LensModel
 from layerscope.server.context import RequestContext, ServerContext
-from layerscope.server.registry import request
+from layerscope.server.registry import Batching, Finish, request
 from layerscope.server.schemas import MAX_GENERATE, MAX_PROMPT_CHARS, Frame, Request, Vocab
+from layerscope.server.worker import Cancelled
 
 
 class TraceRequest(Request):
@@ -122,27 +126,22 @@ def trace_request(
     )
 
 
-@request(TraceRequest, answers=DoneFrame, streams=(StartFrame, TokenFrame, LayerFrame))
-def trace(ctx: RequestContext, msg: TraceRequest) -> DoneFrame:
+def start_frame(ctx: RequestContext, msg: TraceRequest, ids: list[int]) -> StartFrame:
+    """The frame that opens a trace's stream."""
     model = ctx.model
-    ids = request_ids(ctx.server, msg)
-    bound = bind(model, msg.interventions)  # errors before anything streams
-    ctx.emit(
-        StartFrame(
-            req=msg.req,
-            n_lens_layers=model.info.n_lens_layers,
-            layers=lens_layer_names(model),
-            tokens=ids,
-            n_prompt=len(ids),
-            interventions=msg.interventions,
-            vocab=ctx.vocab(ids),
-        )
+    return StartFrame(
+        req=msg.req,
+        n_lens_layers=model.info.n_lens_layers,
+        layers=lens_layer_names(model),
+        tokens=ids,
+        n_prompt=len(ids),
+        interventions=msg.interventions,
+        vocab=ctx.vocab(ids),
     )
 
-    def on_token(position: int, token_id: int, text: str) -> None:
-        ctx.emit(
-            TokenFrame(req=msg.req, position=position, id=token_id, vocab=ctx.vocab([token_id]))
-        )
+
+def layer_emitter(ctx: RequestContext, msg: TraceRequest) -> LayerCallback:
+    """An ``on_layer`` callback that streams each lens layer as a ``layer`` frame."""
 
     def on_layer(layer: int, arrays: dict[str, np.ndarray]) -> None:
         stats = {s.name: s.to_json(arrays[s.name]) for s in STATISTICS}
@@ -152,7 +151,142 @@ def trace(ctx: RequestContext, msg: TraceRequest) -> DoneFrame:
             )
         )
 
+    return on_layer
+
+
+# -- batching: plain traces of one length that wait together share one forward pass ------------
+
+#: longest prompt (tokens) that joins a batch; longer ones run alone. Batching shares only the
+#: forward pass, and the lens (per prompt) is most of a longer trace: on CPU with the default
+#: model, 8 batched 8-token traces took ~0.7x the time of 8 single ones, at 32 tokens the gain
+#: was within the noise of a shared machine (``bench/bench_batching.py``)
+MAX_BATCH_TOKENS = 16
+
+
+def batch_key(ctx: RequestContext, msg: TraceRequest) -> tuple | None:
+    """Jobs with equal keys may share one forward pass; None: this one runs alone.
+
+    Plain traces only (no generation, no interventions), of one length and the same settings,
+    on the same model, at most :data:`MAX_BATCH_TOKENS` tokens, and only for lengths where a
+    batched pass is exact (:func:`~layerscope.engine.batching.batch_is_exact`)."""
+    if msg.generate or msg.interventions:
+        return None
+    try:
+        n_tok = len(request_ids(ctx.server, msg))
+    except LayerscopeError:  # its own run reports the error
+        return None
+    if n_tok > MAX_BATCH_TOKENS or not batch_is_exact(ctx.model, n_tok, 2):
+        return None
+    settings = (msg.chat, msg.lens_top_k, msg.temperature, msg.top_k, msg.seed)
+    return (ctx.server.generation, n_tok, *settings)
+
+
+def run_batch(ctxs: list[RequestContext], msgs: list[TraceRequest], finish: Finish) -> None:
+    """Answer jobs with equal :func:`batch_key` keys exactly as :func:`trace` answers each: its
+    start and layer frames through its own context, its trace in its own session, and its done
+    frame (or the exception that ended it) through ``finish(i, ...)`` as soon as its own lens is
+    done. A job whose client has gone is skipped (``Cancelled``); one job's error never fails the
+    others."""
+    groups: dict[int, list[tuple[int, list[int]]]] = {}
+    for i, (ctx, msg) in enumerate(zip(ctxs, msgs, strict=True)):
+        try:
+            if ctx.closed.is_set():
+                raise Cancelled()
+            ids = request_ids(ctx.server, msg)
+            ctx.emit(start_frame(ctx, msg, ids))
+        except Exception as exc:
+            finish(i, exc)
+            continue
+        groups.setdefault(len(ids), []).append((i, ids))  # one group, unless keys were wrong
+    for group in groups.values():
+        _run_group(ctxs, msgs, group, finish)
+
+
+def _run_group(
+    ctxs: list[RequestContext],
+    msgs: list[TraceRequest],
+    group: list[tuple[int, list[int]]],
+    finish: Finish,
+) -> None:
+    """Trace one group of same-length jobs together, answering each as its trace completes."""
+    failed: dict[int, BaseException] = {}  # by job index: the error its stream hit
+
+    def guarded(i: int) -> LayerCallback:
+        emit = layer_emitter(ctxs[i], msgs[i])
+
+        def on_layer(layer: int, arrays: dict[str, np.ndarray]) -> None:
+            if i not in failed:
+                try:
+                    emit(layer, arrays)
+                except Exception as exc:  # this job's client only
+                    failed[i] = exc
+
+        return on_layer
+
+    jobs = [i for i, _ in group]
+    done: set[int] = set()
+
+    def answer(i: int, result: Trace | None) -> None:
+        if i in done:
+            return
+        done.add(i)
+        if i in failed:
+            finish(i, failed[i])
+        elif result is None or ctxs[i].closed.is_set():
+            finish(i, Cancelled())
+        else:
+            try:
+                finish(i, done_frame(ctxs[i], msgs[i], result))
+            except Exception as exc:
+                finish(i, exc)
+
+    msg = msgs[jobs[0]]
+    try:
+        traces = run_traces(
+            ctxs[jobs[0]].model,
+            [ids for _, ids in group],
+            chat=msg.chat,
+            temperature=msg.temperature,
+            top_k=msg.top_k,
+            seed=msg.seed,
+            lens_top_k=msg.lens_top_k,
+            on_layer=[guarded(i) for i in jobs],
+            skip=lambda b: jobs[b] in failed or ctxs[jobs[b]].closed.is_set(),
+            on_trace=lambda b, result: answer(jobs[b], result),
+        )
+    except Exception as exc:  # the shared pass failed: each job not yet answered hears it
+        for i in jobs:
+            if i not in done:
+                finish(i, exc)
+        return
+    for i, result in zip(jobs, traces, strict=True):  # the skipped ones
+        answer(i, result)
+
+
+@request(
+    TraceRequest,
+    answers=DoneFrame,
+    streams=(StartFrame, TokenFrame, LayerFrame),
+    batching=Batching(key=batch_key, run=run_batch, max_size=8),
+)
+def trace(ctx: RequestContext, msg: TraceRequest) -> DoneFrame:
+    model = ctx.model
+    ids = request_ids(ctx.server, msg)
+    bound = bind(model, msg.interventions)  # errors before anything streams
+    ctx.emit(start_frame(ctx, msg, ids))
+
+    def on_token(position: int, token_id: int, text: str) -> None:
+        ctx.emit(
+            TokenFrame(req=msg.req, position=position, id=token_id, vocab=ctx.vocab([token_id]))
+        )
+
+    on_layer = layer_emitter(ctx, msg)
     result = trace_request(model, msg, ids, bound, on_token=on_token, on_layer=on_layer)
+    return done_frame(ctx, msg, result)
+
+
+def done_frame(ctx: RequestContext, msg: TraceRequest, result: Trace) -> DoneFrame:
+    """Store ``result`` in the request's session and say so: the frame that ends a trace."""
     trace_id = ctx.store.put(ctx.session, result)
     timings = {k: round(float(v), 4) for k, v in result.timings.items()}
     timings["server"] = round(ctx.elapsed(), 4)
