@@ -43,7 +43,7 @@ QUESTIONS = (
 #: answered from stored results, never behind a whole trace; "heads" is the grid the page draws
 #: first (k=0: contributions only), "heads_tokens" the hover's top tokens it asks for next (k=5)
 INTERACTIVE = ("cell", "heads", "pca")
-MODEL_JOBS = ("trace", "effect", "ask")  # run the model
+MODEL_JOBS = ("trace", "effect", "ask", "heads_tokens")  # the model lane: run one at a time
 
 
 @dataclass

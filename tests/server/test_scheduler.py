@@ -271,6 +271,7 @@ def test_a_long_job_shares_the_worker_with_other_clients_between_its_steps():
             asyncio.ensure_future(
                 worker.run(record(order, "switch"), client="d", type_="switch_model")
             ),
+            asyncio.ensure_future(worker.run(record(order, "ask2"), client="e", type_="ask")),
         ]
         await asyncio.sleep(0.02)
         others_waiting.set()
@@ -280,7 +281,7 @@ def test_a_long_job_shares_the_worker_with_other_clients_between_its_steps():
         return order
 
     order = asyncio.run(main())
-    # b and c run between the answer's tokens, one job each per step; the asker's own next job
-    # and a model switch wait for the answer to finish
+    # b and c run between the answer's tokens, one job each per step; the asker's own next job,
+    # a model switch and another chat answer wait for the answer to finish
     assert order[:6] == ["token0", "b1", "c1", "token1", "b2", "token2"]
-    assert sorted(order[6:]) == ["a-next", "switch"]
+    assert sorted(order[6:]) == ["a-next", "ask2", "switch"]

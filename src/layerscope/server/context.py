@@ -194,7 +194,12 @@ class RequestContext:
         text = frame.model_dump_json()
         self.bytes_emitted += len(text.encode())
         self.send(text)
-        self.server.worker.checkpoint()  # quick requests of others go now; stops if gone
+        self.checkpoint()  # quick requests of others go now; stops if gone
+
+    def checkpoint(self) -> None:
+        """For a handler's long loop that runs no forward pass: lets quick requests in, and
+        stops (:class:`Cancelled`) if the client has gone."""
+        self.server.worker.checkpoint()
 
     def elapsed(self) -> float:
         """Seconds since the request arrived."""

@@ -34,8 +34,9 @@ class Cancelled(Exception):
     """Raised inside a job when its client has gone (or the server is shutting down)."""
 
 
-#: request types never run inside another job's :meth:`ModelWorker.share` (they change the model)
-NOT_SHARED = frozenset({"switch_model"})
+#: request types never run inside another job's :meth:`ModelWorker.share`: a model switch changes
+#: the model; a chat answer is long and shares the worker itself, which it cannot do when nested
+NOT_SHARED = frozenset({"switch_model", "ask"})
 
 
 class ShuttingDown(Exception):

@@ -7,6 +7,7 @@ residual (so contributions add up) and through the unembedding row of one token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,13 +78,15 @@ def head_logit_lens(
     position: int,
     target_id: int,
     k: int = 5,
+    between: Callable[[], None] | None = None,
 ) -> HeadLens:
     """Direct logit attribution of every head at ``position`` to ``target_id``.
 
     ``resid`` is the captured residual [L+1, T, d]; ``head_out`` the per-head outputs
     [L, T, H, d_head] before W_O. The contribution of head h in layer l is
     ``W_U[target] · frozen_norm(W_O[:, h] z_{l,h})``. ``top_ids`` holds the ``k`` tokens each
-    head's output pushes up most (``k=0``: none, and the answer costs a fraction).
+    head's output pushes up most (``k=0``: none, and the answer costs a fraction);
+    ``between()`` is called after each block's share of that product (a server's checkpoint).
     """
     n_blocks, n_pos, n_heads, d_head = head_out.shape
     if not 0 <= position < n_pos:
@@ -102,13 +105,17 @@ def head_logit_lens(
     w_u = model.unembed_weight.to(dev).float()
     contrib = read @ w_u[target_id]
     if k == 0:  # contributions only: skips the [L*H, V] product, the costly part
-        top = torch.empty((n_blocks * n_heads, 0), dtype=torch.int64)
-    else:
-        head_logits = read.reshape(-1, read.shape[-1]) @ w_u.T  # [L*H, V]
-        top = torch.topk(head_logits, k=min(k, w_u.shape[0]), dim=-1).indices
+        top = torch.empty((n_blocks, n_heads, 0), dtype=torch.int64)
+    else:  # a block's heads at a time ([H, V]), with ``between`` called after each
+        rows = []
+        for block in range(n_blocks):
+            rows.append(torch.topk(read[block] @ w_u.T, k=min(k, w_u.shape[0]), dim=-1).indices)
+            if between is not None:
+                between()
+        top = torch.stack(rows)
     return HeadLens(
         position=position,
         target_id=int(target_id),
         contrib=contrib.cpu().numpy().astype(np.float32),
-        top_ids=top.reshape(n_blocks, n_heads, -1).cpu().numpy().astype(np.int32),
+        top_ids=top.cpu().numpy().astype(np.int32),
     )

@@ -49,7 +49,9 @@ def heads(ctx: RequestContext, msg: HeadsRequest) -> HeadsFrame:
     trace = ctx.stored_trace(msg.trace_id)
     target = trace.answer_id(msg.position, msg.target_id)
     cap = trace.capture
-    hl = head_logit_lens(ctx.model, cap.resid, cap.head_out, msg.position, target, msg.k)
+    hl = head_logit_lens(
+        ctx.model, cap.resid, cap.head_out, msg.position, target, msg.k, between=ctx.checkpoint
+    )
     return HeadsFrame(
         req=msg.req,
         trace_id=msg.trace_id,
