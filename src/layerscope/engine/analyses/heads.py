@@ -60,6 +60,28 @@ def freeze_final_norm(model: LensModel, x: torch.Tensor) -> FrozenNorm:
     return FrozenNorm(scale=gamma * inv_sigma, bias=bias, centered=centered)
 
 
+#: vocabulary columns per slice of the heads x vocabulary product (reads W_U once in all)
+VOCAB_SLICE = 8192
+
+
+def _top_tokens(
+    rows: torch.Tensor, w_u: torch.Tensor, k: int, between: Callable[[], None] | None
+) -> torch.Tensor:
+    """Ids of the ``k`` largest logits of each row of ``rows @ w_u.T`` [n, V], one vocabulary
+    slice at a time (the top k of each slice, then of those), ``between()`` after each slice."""
+    k = min(k, w_u.shape[0])
+    values, ids = [], []
+    for start in range(0, w_u.shape[0], VOCAB_SLICE):
+        part = rows @ w_u[start : start + VOCAB_SLICE].T
+        best = torch.topk(part, k=min(k, part.shape[1]), dim=-1)
+        values.append(best.values)
+        ids.append(best.indices + start)
+        if between is not None:
+            between()
+    values_all, ids_all = torch.cat(values, dim=1), torch.cat(ids, dim=1)
+    return torch.gather(ids_all, 1, torch.topk(values_all, k=k, dim=-1).indices)
+
+
 @dataclass(frozen=True)
 class HeadLens:
     """Each head's direct contribution to one token's logit at one position."""
@@ -106,13 +128,9 @@ def head_logit_lens(
     contrib = read @ w_u[target_id]
     if k == 0:  # contributions only: skips the [L*H, V] product, the costly part
         top = torch.empty((n_blocks, n_heads, 0), dtype=torch.int64)
-    else:  # a block's heads at a time ([H, V]), with ``between`` called after each
-        rows = []
-        for block in range(n_blocks):
-            rows.append(torch.topk(read[block] @ w_u.T, k=min(k, w_u.shape[0]), dim=-1).indices)
-            if between is not None:
-                between()
-        top = torch.stack(rows)
+    else:
+        top = _top_tokens(read.reshape(-1, read.shape[-1]), w_u, k, between)
+        top = top.reshape(n_blocks, n_heads, -1)
     return HeadLens(
         position=position,
         target_id=int(target_id),
