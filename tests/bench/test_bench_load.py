@@ -15,7 +15,7 @@ sys.path.insert(0, str(BENCH))
 
 from load_clients import Client, Record, Shared, overlapping  # noqa: E402
 
-TYPES = ("trace", "heads", "cell", "pca", "effect", "ask")
+TYPES = ("trace", "heads", "heads_tokens", "cell", "pca", "effect", "ask")
 
 
 def test_a_frame_with_another_clients_request_number_is_a_wrong_client_violation():
@@ -83,9 +83,11 @@ def test_quick_load_run_reports_every_request_type_and_no_wrong_client(tmp_path)
             row = level["requests"][type_]
             assert row["count"] >= 1 and row["ok"] == row["count"], (type_, row)
             assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"] <= row["max_ms"]
-        # one session: a trace, two heads, three cells, one pca per client
+        # one session: a trace, two heads grids and their top tokens, three cells, one pca per
+        # client, then an ablation and a question
         n = level["clients"]
-        assert [level["requests"][t]["count"] for t in TYPES] == [n, 2 * n, 3 * n, n, n, n]
+        counts = [level["requests"][t]["count"] for t in TYPES]
+        assert counts == [n, 2 * n, 2 * n, 3 * n, n, n, n]
         assert level["requests"]["trace"]["first_layer"]["n"] == n
         assert level["interactive"]["all"]["n"] == 6 * n
         rss = level["memory"]["rss_mb"]
