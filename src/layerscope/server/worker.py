@@ -18,7 +18,7 @@ import contextlib
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from layerscope.server.limits import Limits
@@ -62,7 +62,6 @@ class Job:
     cancelled: threading.Event | None = None  # set when the client has gone
     batched: Batched | None = None
     type: str = ""
-    started: bool = field(default=False, repr=False)
 
     def gone(self) -> bool:
         return self.cancelled is not None and self.cancelled.is_set()
