@@ -120,9 +120,6 @@ class Connection:
         except (WebSocketDisconnect, RuntimeError, OSError):  # the client has gone
             self._close(None, "")
 
-    async def error(self, req: int | None, code: str, message: str) -> None:
-        await self.send(ErrorFrame(req=req, code=code, message=message))  # type: ignore[arg-type]
-
     # ------------------------------------------------------------------ the connection
     async def serve(self) -> None:
         self.server.add_listener(self.notify)
@@ -224,9 +221,12 @@ class Connection:
     def _refuse(self, req: int | None, message: str, started: float | None = None) -> None:
         self._answer_error("invalid", req, started or time.perf_counter(), "bad_request", message)
 
-    def _answer_error(self, type_: str, req: int | None, started: float, code: str, message: str):
+    def _answer_error(
+        self, type_: str, req: int | None, started: float, code: str, message: str
+    ) -> None:
         self._finished(type_, req, started, code)
-        self._enqueue(ErrorFrame(req=req, code=code, message=message).model_dump_json())  # type: ignore[arg-type]
+        frame = ErrorFrame(req=req, code=code, message=message)  # type: ignore[arg-type]
+        self._enqueue(frame.model_dump_json())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
