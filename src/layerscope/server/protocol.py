@@ -84,7 +84,7 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task] = set()
         self._bucket = TokenBucket(self.limits.client_rate, self.limits.client_burst)
-        self._out: asyncio.Queue[str] = asyncio.Queue()
+        self._out: asyncio.Queue[tuple[str, int]] = asyncio.Queue()  # (frame, its bytes)
         self._out_bytes = 0
         self._stop = asyncio.Event()
         self._closer: asyncio.Task | None = None  # closing the socket with a code
@@ -108,15 +108,15 @@ class Connection:
             )
             self._close(CLOSE_TOO_SLOW, "too slow: the client stopped reading")
             return size
-        self._out.put_nowait(text)
+        self._out.put_nowait((text, size))
         return size
 
     async def _sender(self) -> None:
         try:
             while True:
-                text = await self._out.get()
+                text, size = await self._out.get()
                 await self.ws.send_text(text)
-                self._out_bytes -= len(text.encode())
+                self._out_bytes -= size
         except (WebSocketDisconnect, RuntimeError, OSError):  # the client has gone
             self._close(None, "")
 
